@@ -143,3 +143,40 @@ def validate_canvas(height: int, width: int, num_frames: int) -> None:
             raise ValueError(f"{name} {side} must be a multiple of {SIDE_MULTIPLE} from {MIN_SIDE} to {MAX_SIDE}")
     if not 1 <= num_frames <= MAX_FRAMES:
         raise ValueError(f"num_frames {num_frames} must be from 1 to {MAX_FRAMES}")
+
+
+@dataclass(frozen=True)
+class ObjectQuery:
+    """What a prompt asks of one object; ``None`` means the prompt leaves that attribute open."""
+
+    color: str | None = None
+    shape: str | None = None
+    size: str | None = None
+    direction: str | None = None
+    speed: str | None = None
+
+    @classmethod
+    def from_spec(cls, obj: ObjectSpec) -> ObjectQuery:
+        return cls(**asdict(obj))
+
+    def named(self) -> dict[str, str]:
+        """The attributes the prompt names, ``{attribute: value}``."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class PromptQuery:
+    """A prompt as structured attributes: what prompt upsampling parses and the analyzer checks.
+
+    ``unknown_words`` are the user's words the parser did not understand, kept in order so
+    that they still reach the text encoder.
+    """
+
+    background: str | None = None
+    objects: tuple[ObjectQuery, ...] = ()
+    unknown_words: tuple[str, ...] = ()
+
+    @classmethod
+    def from_scene(cls, scene: SceneSpec) -> PromptQuery:
+        """The query that names every attribute of ``scene``."""
+        return cls(scene.background, tuple(ObjectQuery.from_spec(o) for o in scene.objects))
