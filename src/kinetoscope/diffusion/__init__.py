@@ -1,0 +1,47 @@
+"""Diffusion math: rectified flow (``flow``), samplers, guidance and given-frame conditioning.
+
+Sees only a denoiser callable ``(x, t) -> velocity``, never a model class; the convention
+(t = 0 data, t = 1 noise, velocity ``noise - x0``) is written once, in ``flow``.
+"""
+
+from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given
+from kinetoscope.diffusion.flow import (
+    Denoiser,
+    add_noise,
+    expand_t,
+    flow_loss,
+    predict_noise,
+    predict_x0,
+    sample_timesteps,
+    shift_for_tokens,
+    timestep_shift,
+    velocity_target,
+)
+from kinetoscope.diffusion.guidance import cfg_denoiser, classifier_free_guidance
+from kinetoscope.diffusion.samplers import (
+    StepCallback,
+    sample_euler,
+    sample_heun,
+    sampling_timesteps,
+)
+
+__all__ = [
+    "Denoiser",
+    "StepCallback",
+    "add_noise",
+    "cfg_denoiser",
+    "classifier_free_guidance",
+    "conditioned_denoiser",
+    "expand_t",
+    "flow_loss",
+    "hold_given",
+    "predict_noise",
+    "predict_x0",
+    "sample_euler",
+    "sample_heun",
+    "sample_timesteps",
+    "sampling_timesteps",
+    "shift_for_tokens",
+    "timestep_shift",
+    "velocity_target",
+]

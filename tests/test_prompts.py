@@ -1,0 +1,443 @@
+"""Prompt upsampling: the parser's phrase families, exact round trips, sampling, and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kinetoscope.shapes.prompts import complete_query, parse_prompt, upsample_prompt
+from kinetoscope.shapes.spec import (
+    BACKGROUNDS,
+    COLORS,
+    DIRECTIONS,
+    SHAPES,
+    SIZES,
+    SPEEDS,
+    ObjectQuery,
+    ObjectSpec,
+    PromptQuery,
+    SceneSpec,
+    canonical_caption,
+)
+
+KINETOSCOPE = Path(sys.executable).parent / "kinetoscope"
+# The attribute value sets are disjoint, so a word alone says which attribute it sets.
+_VALUES = {"color": COLORS, "shape": SHAPES, "size": SIZES, "direction": DIRECTIONS, "speed": SPEEDS}
+
+
+def obj(words: str) -> ObjectQuery:
+    """``obj("red circle left quickly")``: an ObjectQuery naming exactly those spec values."""
+    named = {}
+    for word in words.split():
+        (attribute,) = [a for a, values in _VALUES.items() if word in values]
+        named[attribute] = word
+    return ObjectQuery(**named)
+
+
+def query(*objects: str, bg: str | None = None, unknown: tuple[str, ...] = ()) -> PromptQuery:
+    return PromptQuery(bg, tuple(obj(o) for o in objects), unknown)
+
+
+def from_caption(scene: SceneSpec) -> PromptQuery:
+    """What parsing the canonical caption must give: a still object's caption names no speed."""
+    full = PromptQuery.from_scene(scene)
+    return replace(full, objects=tuple(replace(o, speed=None) if o.direction == "still" else o for o in full.objects))
+
+
+ALL_OBJECTS = [ObjectSpec(*a) for a in itertools.product(COLORS, SHAPES, SIZES, DIRECTIONS, SPEEDS)]
+
+
+# ---- synonyms ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("word", "shape"),
+    [("circle", "circle"), ("ball", "circle"), ("disk", "circle"), ("disc", "circle"), ("dot", "circle"),
+     ("sphere", "circle"), ("round thing", "circle"), ("circular object", "circle"),
+     ("square", "square"), ("box", "square"), ("block", "square"), ("cube", "square"), ("square block", "square"),
+     ("triangle", "triangle"), ("pyramid", "triangle"), ("triangular shape", "triangle")],
+)  # fmt: skip
+def test_shape_synonyms(word: str, shape: str) -> None:
+    assert parse_prompt(f"a red {word} moving left") == query(f"red {shape} left")
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [("red", "red"), ("orange", "orange"), ("yellow", "yellow"), ("green", "green"), ("blue", "blue"),
+     ("purple", "purple"), ("violet", "purple"), ("crimson", "red"), ("scarlet", "red"),
+     ("big", "large"), ("huge", "large"), ("large", "large"), ("giant", "large"), ("enormous", "large"),
+     ("small", "small"), ("tiny", "small"), ("little", "small"), ("mini", "small")],
+)  # fmt: skip
+def test_colour_and_size_synonyms(word: str, value: str) -> None:
+    assert parse_prompt(f"a {word} triangle") == query(f"{value} triangle")
+
+
+@pytest.mark.parametrize(
+    ("phrase", "speed"),
+    [("fast", "quickly"), ("quick", "quickly"), ("quickly", "quickly"), ("rapidly", "quickly"),
+     ("speedy", "quickly"), ("swiftly", "quickly"), ("at high speed", "quickly"),
+     ("slow", "slowly"), ("slowly", "slowly"), ("gently", "slowly"), ("leisurely", "slowly"),
+     ("lazily", "slowly"), ("at a slow pace", "slowly")],
+)  # fmt: skip
+def test_speed_synonyms(phrase: str, speed: str) -> None:
+    assert parse_prompt(f"a ball moving up {phrase}") == query(f"circle up {speed}")
+    assert parse_prompt(f"{phrase}, a ball moving up") == query(f"circle up {speed}")
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    ["stays still", "still", "static", "is stationary", "motionless", "not moving", "is not moving",
+     "doesn't move", "does not move", "doesn\u2019t move", "at rest", "that stays put", "standing still",
+     "unmoving", "which is resting"],
+)  # fmt: skip
+def test_still_phrases(phrase: str) -> None:
+    assert parse_prompt(f"a green box {phrase}") == query("green square still")
+
+
+# ---- directions -------------------------------------------------------------------------------
+
+DIRECTION_PHRASES = {
+    "right": ["right", "rightward", "rightwards", "to the right", "going right", "heading east", "moves right",
+              "eastward"],
+    "left": ["left", "leftward", "leftwards", "to the left", "going left", "heading west", "left-moving"],
+    "up": ["up", "upward", "upwards", "heading up", "going north", "rising", "towards the top"],
+    "down": ["down", "downward", "downwards", "moves down", "falling", "south", "to the bottom"],
+    "up-right": ["up and to the right", "up-right", "up right", "upper right", "towards the top right",
+                 "diagonally up and right", "northeast", "north-east", "right and up", "to the top-right corner"],
+    "up-left": ["up and to the left", "up-left", "upper left", "north west", "diagonally up-left", "left and up",
+                "toward the top left"],
+    "down-right": ["down and to the right", "down-right", "lower right", "southeast", "to the bottom right",
+                   "diagonally down and to the right"],
+    "down-left": ["down and to the left", "down and left", "down-left", "lower left", "southwest",
+                  "to the bottom left", "towards the bottom-left"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("phrase", "direction"), [(p, d) for d, phrases in DIRECTION_PHRASES.items() for p in phrases]
+)
+def test_direction_phrasings(phrase: str, direction: str) -> None:
+    assert parse_prompt(f"a blue ball {phrase}") == query(f"blue circle {direction}")
+    assert parse_prompt(f"{phrase} blue ball") == query(f"blue circle {direction}")
+
+
+def test_directions_of_two_objects_do_not_merge() -> None:
+    assert parse_prompt("a ball moving up and a box moving left") == query("circle up", "square left")
+    assert parse_prompt("a ball moving up and the box going right") == query("circle up", "square right")
+
+
+# ---- word order -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    ["red ball moving left fast", "moving left fast, a red ball", "fast leftward red dot", "ball, red, fast, leftward",
+     "a red ball that moves quickly to the left", "leftwards, quickly: a red disc", "red fast left ball",
+     "quickly moving to the left is a red circle", "A ball. It is red. It moves left, fast."],
+)  # fmt: skip
+def test_any_word_order(text: str) -> None:
+    assert parse_prompt(text) == query("red circle left quickly")
+
+
+# ---- backgrounds ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "background"),
+    [("a ball on a white background", "white"), ("a ball on black", "black"), ("a ball, white backdrop", "white"),
+     ("ball, grey bg", "gray"), ("a black background with a ball", "black"), ("the background is gray: a ball", "gray"),
+     ("a ball against white", "white"), ("a ball over a grey canvas", "gray"), ("ball on black-background", "black")],
+)  # fmt: skip
+def test_backgrounds(text: str, background: str) -> None:
+    assert parse_prompt(text) == query("circle", bg=background)
+
+
+def test_background_colour_on_an_object_is_not_understood() -> None:
+    assert parse_prompt("a white ball") == query("circle", unknown=("white",))
+    assert parse_prompt("a gray box on black") == query("square", bg="black", unknown=("gray",))
+    assert parse_prompt("a Black triangle on a white background") == query("triangle", bg="white", unknown=("Black",))
+
+
+def test_background_alone_gives_no_object_and_a_second_background_is_unknown() -> None:
+    assert parse_prompt("on white") == query(bg="white")
+    assert parse_prompt("on black, then on a white background") == query(bg="black", unknown=("white", "background"))
+
+
+# ---- plurals and counts -----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("two balls", query("circle", "circle")),
+     ("2 squares", query("square", "square")),
+     ("a pair of triangles", query("triangle", "triangle")),
+     ("a couple of small dots", query("small circle", "small circle")),
+     ("red and blue squares", query("red square", "blue square")),
+     ("red and green balls moving up", query("red circle up", "green circle up")),
+     ("a red ball and a blue box", query("red circle", "blue square")),
+     ("a red ball moving left and a green square moving up", query("red circle left", "green square up")),
+     ("a small red and a large blue ball", query("small red circle", "large blue circle")),
+     ("two boxes, one red and one blue", query("red square", "blue square")),
+     ("a red one and a blue one", query("red", "blue")),
+     ("one big triangle", query("large triangle")),
+     ("a ball that is red and a big blue box", query("red circle", "large blue square")),
+     ("a fast red ball and a slow blue ball", query("red circle quickly", "blue circle slowly")),
+     ("two red balls", query("red circle", "red circle"))],
+)  # fmt: skip
+def test_plurals_and_counts(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+def test_more_than_two_objects_keeps_the_first_two_and_the_rest_as_unknown_words() -> None:
+    assert parse_prompt("three balls") == query("circle", "circle", unknown=("three",))
+    assert parse_prompt("red, blue and green balls") == query("red circle", "blue circle", unknown=("green",))
+    assert parse_prompt("a box and two balls") == query("square", "circle", unknown=("two",))
+    assert parse_prompt("a ball, a box and a green triangle moving left") == query(
+        "circle", "square", unknown=("green", "triangle", "moving", "left")
+    )
+
+
+# ---- case, punctuation, hyphens, unknown and stop words ---------------------------------------
+
+@pytest.mark.parametrize(
+    "text",
+    ["RED BALL GOING UP-RIGHT SLOWLY", "Red-ball, going up-right... slowly!", "(red) ball: up/right, slowly?",
+     "  red\tball\n going   up   right  slowly  ", "red ball, slowly going up & right"],
+)  # fmt: skip
+def test_case_punctuation_and_hyphens(text: str) -> None:
+    assert parse_prompt(text) == query("red circle up-right slowly")
+
+
+def test_unknown_words_are_kept_in_order_as_written() -> None:
+    assert parse_prompt("a shiny red ball bouncing in the rain") == query("red circle", unknown=("shiny", "rain"))
+    assert parse_prompt("A Glowing star-shaped ball, moving left") == query("circle left", unknown=("Glowing", "star"))
+    assert parse_prompt("a fast ball moving slowly") == query("circle quickly", unknown=("slowly",))
+    assert parse_prompt("a neon-pink ball") == query("circle", unknown=("neon-pink",))
+
+
+def test_stop_words_alone_are_understood() -> None:
+    assert parse_prompt("a an the is on and with of in that which") == PromptQuery()
+    assert parse_prompt("") == PromptQuery()
+
+
+# ---- exact round trips ------------------------------------------------------------------------
+
+def test_round_trip_every_one_object_scene() -> None:
+    for background, spec in itertools.product(BACKGROUNDS, ALL_OBJECTS):
+        scene = SceneSpec(background, (spec,))
+        assert parse_prompt(canonical_caption(scene)) == from_caption(scene), canonical_caption(scene)
+
+
+def test_round_trip_random_two_object_scenes() -> None:
+    rng = random.Random(0)
+    for _ in range(3000):
+        first, second = rng.sample(ALL_OBJECTS, 2)
+        if first.color == second.color:
+            continue
+        scene = SceneSpec(rng.choice(list(BACKGROUNDS)), (first, second))
+        assert parse_prompt(canonical_caption(scene)) == from_caption(scene), canonical_caption(scene)
+
+
+# ---- hand-written paraphrases of known scenes -------------------------------------------------
+
+PARAPHRASES = [
+    ("red ball going left fast", query("red circle left quickly")),
+    ("a big red ball moving slowly to the right on black", query("large red circle right slowly", bg="black")),
+    ("ball, red, big", query("large red circle")),
+    ("fast leftward red dot on white", query("red circle left quickly", bg="white")),
+    ("a black background with a red ball", query("red circle", bg="black")),
+    ("tiny blue box heading up", query("small blue square up")),
+    ("huge green triangle, stationary, grey backdrop", query("large green triangle still", bg="gray")),
+    ("a violet disc drifting down and to the left", query("purple circle down-left")),
+    ("Yellow cube zooming northeast.", query("yellow square up-right quickly")),
+    ("an orange disk that doesn't move", query("orange circle still")),
+    ("a little purple dot moving gently upward on a white background",
+     query("small purple circle up slowly", bg="white")),
+    ("small square", query("small square")),
+    ("on a gray background, a large orange triangle moves quickly down",
+     query("large orange triangle down quickly", bg="gray")),
+    ("a pair of triangles moving right", query("triangle right", "triangle right")),
+    ("2 small squares", query("small square", "small square")),
+    ("a large yellow square moves quickly down and to the left and a small blue triangle stays still",
+     query("large yellow square down-left quickly", "small blue triangle still")),
+    ("green triangle at rest on black", query("green triangle still", bg="black")),
+    ("A RED BALL MOVING RIGHT", query("red circle right")),
+    ("up-right moving green ball", query("green circle up-right")),
+    ("a left-moving blue triangle", query("blue triangle left")),
+    ("the ball moves toward the bottom right, slowly", query("circle down-right slowly")),
+    ("blue ball, upper left, quick", query("blue circle up-left quickly")),
+    ("a speedy orange sphere going diagonally up and left", query("orange circle up-left quickly")),
+    ("slow red block", query("red square slowly")),
+    ("a red ball on white and a green ball", query("red circle", "green circle", bg="white")),
+    ("motionless large green circle", query("large green circle still")),
+    ("a blue thing moving right", query("blue right")),
+    ("a round thing rolling down", query("circle down")),
+    ("a circular blue object", query("blue circle")),
+    ("triangular red shape moving southwest", query("red triangle down-left")),
+    ("a small red circle moves slowly to the right on a gray background",
+     query("small red circle right slowly", bg="gray")),
+    ("big yellow square going up fast and small green dot going down slowly",
+     query("large yellow square up quickly", "small green circle down slowly")),
+    ("on black, a tiny green triangle slowly moving west", query("small green triangle left slowly", bg="black")),
+    ("crimson ball rising", query("red circle up")),
+    ("a ball falling", query("circle down")),
+    ("a still red square", query("red square still")),
+    ("the blue ball is static", query("blue circle still")),
+    ("grey bg, tiny violet disc doesn't move", query("small purple circle still", bg="gray")),
+    ("an enormous scarlet box racing east on a white backdrop", query("large red square right quickly", bg="white")),
+    ("a red ball moving right quickly; a green ball moving left slowly",
+     query("red circle right quickly", "green circle left slowly")),
+    ("white bg. small orange triangle. moving right.", query("small orange triangle right", bg="white")),
+    ("a large circle that is purple moving down-left", query("large purple circle down-left")),
+    ("yellow", query("yellow")),
+    ("quickly", query("quickly")),
+    ("two balls", query("circle", "circle")),
+    ("a small red and a large blue square", query("small red square", "large blue square")),
+    ("a big ball, a small box", query("large circle", "small square")),
+    ("slowly moving upward, a tiny yellow triangle on a black background",
+     query("small yellow triangle up slowly", bg="black")),
+    ("leftwards gliding purple pyramid", query("purple triangle left")),
+    ("a white ball on black", query("circle", bg="black", unknown=("white",))),
+    ("blue box in the lower left going down-left fast", query("blue square down-left quickly")),
+    ("Orange dot, southeast, slowly, on grey.", query("orange circle down-right slowly", bg="gray")),
+    ("a huge stationary blue cube on a black backdrop", query("large blue square still", bg="black")),
+    ("a tiny green ball and a huge red box, both on white",
+     query("small green circle", "large red square", bg="white")),
+    ("a purple triangle moving up and a yellow disc moving down", query("purple triangle up", "yellow circle down")),
+    ("a quick little orange block heading to the upper right",
+     query("small orange square up-right quickly")),
+    ("a dot", query("circle")),
+    ("moving down slowly", query("down slowly")),
+    ("a red square that is not moving and a blue ball going right",
+     query("red square still", "blue circle right")),
+    ("a massive green disk, leisurely moving rightwards across a grey screen",
+     query("large green circle right slowly", bg="gray")),
+    ("large triangle going up quickly on a white background, it is orange",
+     query("large orange triangle up quickly", bg="white")),
+]  # fmt: skip
+
+
+def test_paraphrases_count() -> None:
+    assert len(PARAPHRASES) >= 60
+
+
+@pytest.mark.parametrize(("text", "expected"), PARAPHRASES, ids=[t for t, _ in PARAPHRASES])
+def test_paraphrases(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+# ---- completion and upsampling ----------------------------------------------------------------
+
+def test_complete_query_keeps_named_attributes_and_fills_the_rest() -> None:
+    asked = query("red circle", "square quickly", bg="white")
+    for seed in range(200):
+        scene = complete_query(asked, np.random.default_rng(seed))
+        first, second = scene.objects
+        assert scene.background == "white"
+        assert (first.color, first.shape) == ("red", "circle")
+        assert (second.shape, second.speed) == ("square", "quickly")
+        assert second.color != "red"
+        assert second.direction != "still"  # a named speed means it moves
+
+
+def test_complete_query_samples_every_open_value_and_distinct_colours() -> None:
+    seen: dict[str, set[str]] = {a: set() for a in _VALUES}
+    backgrounds = set()
+    for seed in range(400):
+        scene = complete_query(query("", ""), np.random.default_rng(seed))
+        assert len({o.color for o in scene.objects}) == 2
+        backgrounds.add(scene.background)
+        for o in scene.objects:
+            for attribute in seen:
+                seen[attribute].add(getattr(o, attribute))
+    assert backgrounds == set(BACKGROUNDS)
+    assert seen == {a: set(values) for a, values in _VALUES.items()}
+
+
+def test_complete_query_gives_one_object_when_none_is_asked() -> None:
+    assert len(complete_query(PromptQuery(), np.random.default_rng(0)).objects) == 1
+    assert len(complete_query(query(bg="gray"), np.random.default_rng(1)).objects) == 1
+
+
+def test_complete_query_rejects_what_the_world_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="2 red objects"):
+        complete_query(parse_prompt("two red balls"), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at most 2"):
+        complete_query(query("red", "blue", "green"), np.random.default_rng(0))
+
+
+def test_upsample_is_exactly_the_canonical_caption_when_every_word_is_understood() -> None:
+    for seed in range(50):
+        caption = upsample_prompt("red ball going left fast", seed=seed)
+        parsed = parse_prompt(caption)
+        (o,) = parsed.objects
+        assert (o.color, o.shape, o.direction, o.speed) == ("red", "circle", "left", "quickly")
+        scene = SceneSpec(parsed.background, (ObjectSpec(**o.named()),))
+        assert caption == canonical_caption(scene)
+
+
+def test_upsample_is_deterministic_per_seed_and_varies_across_seeds() -> None:
+    assert upsample_prompt("a ball", seed=7) == upsample_prompt("a ball", seed=7)
+    assert len({upsample_prompt("a ball", seed=s) for s in range(20)}) > 5
+
+
+def test_upsample_keeps_unknown_words_after_the_caption() -> None:
+    caption = upsample_prompt("a shiny red ball on black in the rain", seed=3)
+    assert caption.endswith(" background. shiny rain")
+    assert caption.startswith("A ") and " red circle " in caption and "on a black background." in caption
+
+
+def test_motion_words_without_a_direction_never_sample_still() -> None:
+    for seed in range(100):
+        assert "stays still" not in upsample_prompt("a bouncing ball", seed=seed)
+    assert any("stays still" in upsample_prompt("a ball", seed=s) for s in range(100))
+
+
+# ---- the CLI ----------------------------------------------------------------------------------
+
+def _caption(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(KINETOSCOPE), "caption", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_prints_the_caption() -> None:
+    done = _caption("red ball going left fast", "--seed", "4")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == upsample_prompt("red ball going left fast", seed=4) + "\n"
+    assert done.stderr == ""
+    assert _caption("red", "ball", "going", "left", "fast", "--seed", "4").stdout == done.stdout
+
+
+def test_cli_json_and_unknown_word_note() -> None:
+    done = _caption("--json", "a shiny red ball on grey")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["query"] == {
+        "background": "gray",
+        "objects": [{"color": "red", "shape": "circle", "size": None, "direction": None, "speed": None}],
+        "unknown_words": ["shiny"],
+    }
+    assert data["caption"] == upsample_prompt("a shiny red ball on grey", seed=0)
+    assert done.stderr.count("\n") == 1 and "shiny" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("",), "TEXT: the prompt is empty"), (("  \t ",), "TEXT: the prompt is empty"),
+     (("two red balls",), "never share a colour"), (("ball", "--seed", "-1"), "--seed")],
+)  # fmt: skip
+def test_cli_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
+    done = _caption(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith("kinetoscope: error: ") and message in done.stderr
+    assert done.stderr.count("\n") == 1
+
+
+def test_cli_caption_imports_neither_torch_nor_numpy_at_module_top() -> None:
+    code = "import sys, kinetoscope.cli.caption; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
