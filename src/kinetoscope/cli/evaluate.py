@@ -1,5 +1,101 @@
-"""Placeholder: being written now (see the helper's task); replaced before the first commit."""
+"""``kinetoscope eval``: measure how well videos follow their prompts, one sub-subcommand each.
+
+``eval clip VIDEO --prompt TEXT`` judges one Shapes World clip with the analyzer of
+``SHAPES_WORLD.md`` ("What is measured on generated clips") and prints a per-object,
+per-attribute table, or the report as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from kinetoscope.errors import KinetoscopeError
+
+# The longest Shapes World clip; a longer file is judged on its first frames.
+_MAX_FRAMES = 64
 
 
-def register(subparsers) -> None:
-    pass
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``eval`` and its sub-subcommands."""
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure prompt adherence of videos",
+        description="Evaluation tools; see each EVAL_COMMAND's --help.",
+    )
+    eval_commands = parser.add_subparsers(dest="eval_command", metavar="EVAL_COMMAND")
+    eval_commands.required = True
+    _register_clip(eval_commands)
+
+
+def _register_clip(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "clip",
+        help="judge one Shapes World clip against a prompt",
+        description="Segment a Shapes World clip by colour and check, per object the prompt asks for: "
+        "presence in 90% of frames, colour, shape, size, direction, speed and a steady area; and the "
+        "background (when named) and the object count. Attributes the prompt leaves open are measured "
+        "but not judged. Exits 0 whenever the analysis ran, whatever the verdict.",
+    )
+    parser.add_argument("video", metavar="VIDEO", help="the clip: a video (mp4, gif, webm, ...) or an image")
+    parser.add_argument(
+        "--prompt", required=True, metavar="TEXT", help="what the clip should show, e.g. 'a red ball moving left'"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object instead of a table")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=_MAX_FRAMES,
+        metavar="N",
+        help=f"judge at most the first N frames (default: {_MAX_FRAMES}, the longest Shapes World clip)",
+    )
+    parser.set_defaults(func=run_clip)
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    """Analyze ``args.video`` against ``args.prompt``; bad input raises KinetoscopeError (exit 2)."""
+    if not args.prompt.strip():
+        raise KinetoscopeError("--prompt: empty; say what the clip should show, e.g. 'a red ball moving left'")
+    if args.max_frames < 1:
+        raise KinetoscopeError(f"--max-frames: must be at least 1, got {args.max_frames}")
+    from kinetoscope.io.video import read_video
+    from kinetoscope.shapes.analyzer import analyze_clip
+    from kinetoscope.shapes.prompts import parse_prompt
+
+    query = parse_prompt(args.prompt)
+    frames, _ = read_video(args.video, max_frames=args.max_frames)
+    report = analyze_clip(frames, query)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print("\n".join(_table(report, query.unknown_words)))
+    return 0
+
+
+def _table(report, unknown_words: tuple[str, ...]) -> list[str]:
+    """The report as text: a column-aligned table, clip rows first, then one block per object."""
+    entries: list[str | tuple[str, ...]] = [("attribute", "expected", "measured", "value", "ok", "note")]
+    entries += [_row(result) for result in (report.background, report.count) if result is not None]
+    for obj in report.objects:
+        seen = report.detected[obj.detected] if obj.detected is not None else None
+        label = f"{seen['color']} {seen['shape']}" if seen else "nothing matched"
+        entries.append(f"object {obj.index + 1} ({label}): {'ok' if obj.ok else 'WRONG'}")
+        entries += [("  " + a.name, *_row(a)[1:]) for a in obj.attributes]
+    rows = [e for e in entries if isinstance(e, tuple)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        e if isinstance(e, str) else "  ".join(c.ljust(w) for c, w in zip(e, widths)).rstrip() for e in entries
+    ]
+    if unknown_words:
+        lines.append(f"words not understood in the prompt: {' '.join(unknown_words)}")
+    lines.append(f"all correct: {'yes' if report.all_correct else 'no'}")
+    return lines
+
+
+def _row(result) -> tuple[str, ...]:
+    if result.value is None:
+        value = ""
+    else:
+        value = f"{result.value:.0f}" if result.name == "count" else f"{result.value:.3f}"
+    expected = "(any)" if result.expected is None else result.expected
+    return (result.name, expected, result.measured or "-", value, "yes" if result.ok else "NO", result.note)
