@@ -201,6 +201,100 @@ def test_more_than_two_objects_keeps_the_first_two_and_the_rest_as_unknown_words
     )
 
 
+# ---- "one", "the other", "the first": refining counted objects and pronouns ------------------
+
+REFINEMENTS = [
+    ("two balls, a red one and a blue one", query("red circle", "blue circle")),
+    ("two balls: a red one going left and a blue one going up", query("red circle left", "blue circle up")),
+    ("two fast balls, a red one going left and a blue one heading up on grey",
+     query("red circle left quickly", "blue circle up quickly", bg="gray")),
+    ("two squares, one red and one green", query("red square", "green square")),
+    ("two squares, one moving left, the other moving up", query("square left", "square up")),
+    ("two triangles: the first red, the second blue", query("red triangle", "blue triangle")),
+    ("a pair of dots, one moving left and the other one moving right", query("circle left", "circle right")),
+    ("2 squares: one big and red, one small and green", query("large red square", "small green square")),
+    # The plural's words go to both, each refinement's only to its own object.
+    ("two squares, one moving left, the other red", query("square left", "red square")),
+    ("two small balls, one red", query("small red circle", "small circle")),
+    # An ordinal picks its object; "the other" takes the one not yet described.
+    ("a pair of tiny dots, the second one green and the other one purple",
+     query("small purple circle", "small green circle")),
+    ("two triangles, the latter going up, the former going down", query("triangle down", "triangle up")),
+    ("two balls, one of them red, the other blue", query("red circle", "blue circle")),
+    ("two balls. The first is red.", query("red circle", "circle")),
+    # A count of open shapes, then phrases that name them.
+    ("two things: a red ball and a blue box", query("red circle", "blue square")),
+    ("two shapes, one yellow triangle and one orange ball moving left",
+     query("yellow triangle", "orange circle left")),
+    ("red and blue squares, one moving left, the other moving up", query("red square left", "blue square up")),
+    # "both" or "each" hands what follows to every object again.
+    ("2 squares: one red moving left and one blue, both fast", query("red square left quickly", "blue square quickly")),
+    # A list of single objects that fills the world: bare referents describe them in order.
+    ("a ball and a box, the first moving left, the second moving up", query("circle left", "square up")),
+    ("a ball and a box, one red, the other green", query("red circle", "green square")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "expected"), REFINEMENTS, ids=[t for t, _ in REFINEMENTS])
+def test_phrases_after_a_count_describe_the_counted_objects(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("a red ball going left and a blue one heading up", query("red circle left", "blue circle up")),
+     ("a big red square and a small one", query("large red square", "small square")),
+     ("a red ball and another moving left", query("red circle", "circle left")),
+     ("a tiny box, then one that stays still", query("small square", "square still")),
+     # Only the shape carries over; the pronoun's own shape word wins.
+     ("a red ball and a square one", query("red circle", "square")),
+     # Nothing named before: the shape stays open.
+     ("a red one and a blue one", query("red", "blue")),
+     ("a red thing and a blue one", query("red", "blue"))],
+)  # fmt: skip
+def test_one_as_a_pronoun_takes_the_shape_named_before(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("two squares, one red, one green, one blue", query("red square", "green square", unknown=("one", "blue"))),
+     ("two balls and a red one", query("circle", "circle", unknown=("red", "one"))),
+     ("two red balls, a blue one", query("red circle", "red circle", unknown=("blue", "one"))),
+     ("two balls, a box", query("circle", "circle", unknown=("box",))),
+     ("a ball, a box and a green one", query("circle", "square", unknown=("green", "one"))),
+     ("a box and two balls, the first red, the second blue",
+      query("square", "red circle", unknown=("two", "the", "second", "blue")))],
+)  # fmt: skip
+def test_objects_past_the_counted_ones_are_unknown_words(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("one big red ball", query("large red circle")),
+     ("one moving left", query("left")),
+     ("one or two balls", query("circle", "circle")),
+     ("a red ball moving left, in one frame", query("red circle left")),
+     ("a ball that moves to the other side", query("circle")),
+     ("a red ball bouncing from one side to the other", query("red circle")),
+     ("the first frame shows a red ball", query("red circle")),
+     ("a ball and a box moving toward each other", query("circle", "square")),
+     ("a red ball. the other ball is blue", query("red circle", "blue circle"))],
+)  # fmt: skip
+def test_one_and_referents_that_add_or_name_nothing_new(text: str, expected: PromptQuery) -> None:
+    assert parse_prompt(text) == expected
+
+
+def test_upsampling_a_refined_count_names_both_objects() -> None:
+    for seed in range(20):
+        scene = parse_prompt(upsample_prompt("two balls: a red one going left and a blue one going up", seed=seed))
+        assert [(o.color, o.shape, o.direction) for o in scene.objects] == [
+            ("red", "circle", "left"),
+            ("blue", "circle", "up"),
+        ]
+
+
 # ---- case, punctuation, hyphens, unknown and stop words ---------------------------------------
 
 @pytest.mark.parametrize(
@@ -422,6 +516,18 @@ def test_cli_json_and_unknown_word_note() -> None:
     }
     assert data["caption"] == upsample_prompt("a shiny red ball on grey", seed=0)
     assert done.stderr.count("\n") == 1 and "shiny" in done.stderr
+
+
+def test_cli_json_of_a_refined_count() -> None:
+    done = _caption("--json", "two fast balls, a red one going left and a blue one heading up on grey")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["query"]["unknown_words"] == [] and data["query"]["background"] == "gray"
+    assert [(o["color"], o["shape"], o["direction"], o["speed"]) for o in data["query"]["objects"]] == [
+        ("red", "circle", "left", "quickly"),
+        ("blue", "circle", "up", "quickly"),
+    ]
+    assert done.stderr == ""
 
 
 @pytest.mark.parametrize(

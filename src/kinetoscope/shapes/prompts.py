@@ -6,13 +6,29 @@ with a language model. The Shapes World's vocabulary is small enough for a deter
 1. tokenize: words (a hyphen splits them: ``up-right``, ``left-moving``) and list punctuation;
 2. match phrases from ``vocabulary.PHRASES``, longest first (``not moving`` before ``moving``);
 3. resolve backgrounds (``white background``, ``on black``), compose directions
-   (``up and to the right`` -> up-right) and noun roles (``a red one``, ``square block``);
-4. attach: each object noun gathers the modifiers right before it (``fast leftward red dot``,
-   ``red and blue squares``); words after a noun belong to it until the next noun's modifiers
-   (``a red ball moving left and a green square moving up``); words before the first noun
-   belong to the first object (``moving left fast, a red ball``). Nearest wins: in ``a ball and
-   a box moving left`` only the box moves left; a noun that refers back (``..., the box moving
-   left``) counts as a new object.
+   (``up and to the right`` -> up-right) and noun roles: compounds (``square block``, ``a square
+   one``); ``one`` is a count before its noun (``one red ball``) and a pronoun otherwise (``a red
+   one``, ``one moving left``); a referent (``the other``, ``the first``, ``the second``,
+   ``another``) is a pronoun alone and a mark on its noun otherwise (``the other ball``);
+4. attach (``attach.py``): each object noun gathers the modifiers right before it (``fast leftward
+   red dot``, ``red and blue squares``); words after a noun belong to it until the next noun's
+   modifiers (``a red ball moving left and a green square moving up``); words before the first
+   noun belong to the first object (``moving left fast, a red ball``). Nearest wins: in ``a ball
+   and a box moving left`` only the box moves left; a noun that refers back (``..., the box
+   moving left``) counts as a new object. ``both`` or ``each`` hands the words after it to every
+   object (``a ball and a box, both moving left``);
+5. refine: after a phrase that counts several objects (``two balls``, ``a pair of dots``, ``red and
+   blue squares``) the phrases that follow describe those objects in order instead of adding new
+   ones: referents (``two squares, one red and one green``; ``one moving left, the other moving
+   up``; ``the first red, the second blue``) and, set off by "," or ":", phrases naming one object
+   that fits (``two balls: a red one going left and a blue one going up``; ``two things, a ball
+   and a box``). The plural's words go to every object (``two fast balls, ...``), each refinement
+   adds its own, an ordinal picks its object (``the second red, the other blue``). Referents
+   without "a" also describe a list of single objects that fills the world (``a ball and a box,
+   the first moving left, the second moving up``);
+6. a pronoun that adds an object takes the shape, and only the shape, of the object named before
+   it: ``a red ball going left and a blue one heading up`` is a blue circle, ``a big red square and
+   a small one`` a small square of open colour.
 
 Conventions, chosen where English is ambiguous:
 
@@ -20,7 +36,11 @@ Conventions, chosen where English is ambiguous:
   rejected: words outside the vocabulary, a background colour on an object (``a white ball``),
   a second value for an attribute already named (``a fast ball moving slowly``: "slowly"), and
   everything past the world's 2 objects (``three balls``: "three"; ``a ball, a box and a
-  triangle``: "triangle").
+  triangle``: "triangle"; ``two squares, one red, one green, one blue``: "one blue").
+- An object past the counted ones is a new object, so past 2 it is unknown: "and" right after a
+  plural adds one (``two balls and a red one``: "red one"), as does a phrase that contradicts the
+  counted objects (``two red balls, a blue one``: "blue one") and, after single objects, a pronoun
+  with "a" (``a ball, a box and a green one``: "green one").
 - ``two red balls`` parses as asked (both red); ``complete_query`` then raises ValueError since
   two objects never share a colour.
 - Still objects: a canonical caption says "stays still" without a speed, so parsing it gives
@@ -35,9 +55,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from kinetoscope.shapes.attach import MAX_OBJECTS, MODIFIERS, NOUNS, PRE_NOUN, Item, attach, neighbour
 from kinetoscope.shapes.spec import (
     BACKGROUNDS,
     COLORS,
@@ -51,49 +72,21 @@ from kinetoscope.shapes.spec import (
     SceneSpec,
     canonical_caption,
 )
-from kinetoscope.shapes.vocabulary import DIRECTION_CONNECTORS, MAX_PHRASE_WORDS, PHRASES, Meaning
+from kinetoscope.shapes.vocabulary import (
+    DIRECTION_CONNECTORS,
+    MAX_PHRASE_WORDS,
+    NOUN_STOP_WORDS,
+    PHRASES,
+    Meaning,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-MAX_OBJECTS = 2  # spec: "1 or 2 objects per clip"
 MOVING_DIRECTIONS = tuple(d for d in DIRECTIONS if d != "still")
 
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[,;:.&]", re.IGNORECASE)
-_ATTRIBUTE_OF_KIND = {"color": "color", "shape_adj": "shape", "shape": "shape", "size": "size"}
-_ATTRIBUTE_OF_KIND |= {"speed": "speed", "direction": "direction"}
-_MODIFIERS = {"color", "shape_adj", "size", "speed", "direction", "motion"}
-_NOUNS = {"shape", "generic"}
-# Kinds a noun phrase may hold before its noun; unknown words are likely adjectives ("shiny").
-_PRE_NOUN = _MODIFIERS | {"det", "count", "unknown"}
 _AXIS = {"up": "v", "down": "v", "left": "h", "right": "h"}
-
-
-@dataclass(frozen=True)
-class _Item:
-    """A matched phrase covering tokens ``first..last``."""
-
-    kind: str
-    value: str | int | None
-    text: str  # the phrase, lower case
-    first: int
-    last: int
-    plural: bool = False
-
-
-@dataclass
-class _Group:
-    """One object noun (None: a prompt with no noun) and the items attached to it."""
-
-    noun: _Item | None
-    segments: list[list[_Item]]  # the phrase before the noun ("a red", "and a blue"), split at "and"
-    shared: list[_Item] = field(default_factory=list)  # the rest, in text order
-
-
-@dataclass
-class _Draft:
-    attributes: dict[str, str] = field(default_factory=dict)
-    moving: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +95,7 @@ class _Parse:
     moving: tuple[bool, ...]  # per object: a motion word without a direction was seen
 
 
-def _match(tokens: list[re.Match]) -> list[_Item]:
+def _match(tokens: list[re.Match]) -> list[Item]:
     """Longest phrase first at each position; anything else is one unknown word."""
     keys = [t.group().lower() for t in tokens]
     items, i = [], 0
@@ -113,49 +106,41 @@ def _match(tokens: list[re.Match]) -> list[_Item]:
                 break
         else:
             n, meaning = 1, Meaning("count", int(keys[i])) if keys[i].isdigit() else Meaning("unknown")
-        items.append(_Item(meaning.kind, meaning.value, " ".join(keys[i : i + n]), i, i + n - 1, meaning.plural))
+        items.append(Item(meaning.kind, meaning.value, " ".join(keys[i : i + n]), i, i + n - 1, meaning.plural))
         i += n
     return items
 
 
-def _neighbour(items: list[_Item], i: int, step: int, skip: set[str]) -> int | None:
-    """Index of the nearest item before (step -1) or after (step 1) ``i`` whose kind is not in ``skip``."""
-    i += step
-    while 0 <= i < len(items) and items[i].kind in skip:
-        i += step
-    return i if 0 <= i < len(items) else None
-
-
-def _kind_at(items: list[_Item], i: int | None) -> str | None:
+def _kind_at(items: list[Item], i: int | None) -> str | None:
     return None if i is None else items[i].kind
 
 
-def _resolve_backgrounds(items: list[_Item]) -> list[_Item]:
+def _resolve_backgrounds(items: list[Item]) -> list[Item]:
     """``white background``, ``background is white``, ``on white``; any other black/white/gray is unknown."""
-    out: list[_Item] = []
+    out: list[Item] = []
     i = 0
     while i < len(items):
         item, kind = items[i], items[i].kind
         if kind == "bg_color":
-            after = _neighbour(items, i, 1, {"det", "stop"})
+            after = neighbour(items, i, 1, {"det", "stop"})
             if _kind_at(items, after) == "bg_noun":
-                out.append(_Item("background", item.value, item.text, item.first, items[after].last))
+                out.append(Item("background", item.value, item.text, item.first, items[after].last))
                 i = after + 1
                 continue
-            backed = _kind_at(items, _neighbour(items, i, -1, {"det", "stop"})) in ("bg_noun", "bg_prep")
+            backed = _kind_at(items, neighbour(items, i, -1, {"det", "stop"})) in ("bg_noun", "bg_prep")
             # "on a white ball": the colour modifies an object noun, so it is not the background.
-            modifies = _kind_at(items, _neighbour(items, i, 1, _MODIFIERS | {"unknown"})) in _NOUNS
+            modifies = _kind_at(items, neighbour(items, i, 1, MODIFIERS | {"unknown"})) in NOUNS
             kind = "background" if backed and not modifies else "unknown"
         elif kind in ("bg_noun", "bg_prep"):
             kind = "stop"
-        out.append(_Item(kind, item.value, item.text, item.first, item.last, item.plural))
+        out.append(Item(kind, item.value, item.text, item.first, item.last, item.plural))
         i += 1
     return out
 
 
-def _compose_directions(items: list[_Item]) -> list[_Item]:
+def _compose_directions(items: list[Item]) -> list[Item]:
     """Join a vertical and a horizontal direction across connectors: ``down and to the left``."""
-    out: list[_Item] = []
+    out: list[Item] = []
     for item in items:
         if item.kind == "direction" and item.value in _AXIS:
             k = len(out) - 1
@@ -165,138 +150,63 @@ def _compose_directions(items: list[_Item]) -> list[_Item]:
             if prev is not None and prev.kind == "direction" and _AXIS.get(prev.value) not in (None, _AXIS[item.value]):
                 vertical, horizontal = (prev, item) if _AXIS[prev.value] == "v" else (item, prev)
                 value = f"{vertical.value}-{horizontal.value}"
-                out[k:] = [_Item("direction", value, value, prev.first, item.last)]
+                out[k:] = [Item("direction", value, value, prev.first, item.last)]
                 continue
         out.append(item)
     return out
 
 
-def _resolve_nouns(items: list[_Item]) -> list[_Item]:
-    """``square block``: the first noun modifies the second; ``a red one``: "one" is a noun."""
+def _one(items: list[Item], i: int) -> Item:
+    """``one`` is a count before its noun (``one red ball``) and a pronoun otherwise (``a red one``)."""
+    item = items[i]
+    after = neighbour(items, i, 1, MODIFIERS | {"det", "unknown"})
+    counted = neighbour(items, i, 1, {"det", "and"})  # "one or two balls"
+    nxt = items[i + 1] if i + 1 < len(items) else None
+    if (
+        _kind_at(items, after) in ("shape", "generic")
+        or (counted is not None and items[counted].kind == "count" and items[counted].text != "one")
+        or (nxt is not None and nxt.kind == "stop" and nxt.text in NOUN_STOP_WORDS)
+    ):
+        return item
+    return replace(item, kind="pronoun", value=None)
+
+
+def _referent(items: list[Item], i: int) -> Item:
+    """``the other ball``: a mark on its noun; ``the other``: a pronoun; ``the other side``: nothing."""
+    item = items[i]
+    if _kind_at(items, neighbour(items, i, 1, PRE_NOUN)) in NOUNS:
+        return item
+    nxt = items[i + 1] if i + 1 < len(items) else None
+    if nxt is not None and nxt.kind == "stop" and nxt.text in NOUN_STOP_WORDS:
+        return replace(item, kind="det")
+    return replace(item, kind="pronoun")
+
+
+def _is_partitive(items: list[Item], i: int) -> bool:
+    """``one of the balls``: the noun names the counted objects again, not a new one."""
+    of = neighbour(items, i, -1, {"det"})
+    if of is None or items[of].text != "of":
+        return False
+    return _kind_at(items, neighbour(items, of, -1, {"det"})) == "pronoun"
+
+
+def _resolve_nouns(items: list[Item]) -> list[Item]:
+    """Pronouns (``a red one``, ``the other``), and compounds: ``square block``, ``a square one``."""
+    items = [_one(items, i) if it.kind == "count" and it.text == "one" else it for i, it in enumerate(items)]
+    items = [_referent(items, i) if it.kind == "ref" else it for i, it in enumerate(items)]
     out = []
     for i, item in enumerate(items):
         nxt = items[i + 1] if i + 1 < len(items) else None
         kind = item.kind
-        if kind in _NOUNS and nxt is not None and nxt.kind in _NOUNS:
-            kind = "shape_adj" if kind == "shape" else "stop"
-        elif item.text == "one":
-            before = _kind_at(items, _neighbour(items, i, -1, {"det"}))
-            if before in _MODIFIERS and (nxt is None or nxt.kind not in _NOUNS):
-                kind = "generic"
-        out.append(_Item(kind, item.value, item.text, item.first, item.last, item.plural and kind in _NOUNS))
+        if kind in ("shape", "generic") and nxt is not None:
+            # "balls one red": a plural noun does not modify the pronoun after it.
+            adjective = nxt.kind in ("shape", "generic") or (nxt.text == "one" and nxt.kind == "pronoun")
+            if adjective and not (nxt.kind == "pronoun" and item.plural):
+                kind = "shape_adj" if kind == "shape" else "stop"
+        if kind in ("shape", "generic") and _is_partitive(items, i):
+            kind = "stop"
+        out.append(replace(item, kind=kind, plural=item.plural and kind in NOUNS))
     return out
-
-
-def _pre_noun(items: list[_Item], noun: int) -> tuple[int, list[list[_Item]]]:
-    """Where the noun's phrase starts, and its modifiers split into list segments.
-
-    A list separator is crossed only after a colour or size (``red and blue squares``) and only if
-    the earlier segment starts a phrase (after a separator or the start), so ``a ball that is red
-    and a blue box`` keeps "red" on the ball.
-    """
-    segments: list[list[_Item]] = [[]]
-    checkpoint: tuple[int, list[list[_Item]]] | None = None
-    j = noun - 1
-    while j >= 0:
-        item = items[j]
-        if item.kind in _PRE_NOUN:
-            segments[0].insert(0, item)
-        elif item.kind == "and" and _kind_at(items, _neighbour(items, j, -1, {"det"})) in ("color", "size"):
-            checkpoint = (j + 1, [list(s) for s in segments])
-            if item.text != ",":  # "a red, big ball" is one ball
-                segments.insert(0, [])
-        else:
-            break
-        j -= 1
-    start = j + 1
-    if checkpoint is not None and j >= 0 and items[j].kind not in ("and", "break", "background"):
-        start, segments = checkpoint
-    return start, segments
-
-
-def _group(items: list[_Item]) -> list[_Group]:
-    nouns = [i for i, item in enumerate(items) if item.kind in _NOUNS]
-    if not nouns:
-        attached = [it for it in items if it.kind in _MODIFIERS or it.kind == "count"]
-        return [_Group(None, [], attached)] if attached else []
-    groups: list[_Group] = []
-    leading: list[_Item] = []
-    after_previous = 0
-    for n in nouns:
-        start, segments = _pre_noun(items, n)
-        if groups:
-            groups[-1].shared += items[after_previous:start]
-        else:
-            leading = items[:start]
-        groups.append(_Group(items[n], segments))
-        after_previous = n + 1
-    groups[-1].shared += items[after_previous:]
-    groups[0].shared = leading + groups[0].shared
-    return groups
-
-
-def _assign(draft: _Draft, item: _Item) -> bool:
-    """Give ``draft`` the item's attribute; False when it already holds another value."""
-    if item.kind == "motion":
-        draft.moving = True
-        return True
-    attribute = _ATTRIBUTE_OF_KIND[item.kind]
-    return draft.attributes.setdefault(attribute, str(item.value)) == item.value
-
-
-def _attach(groups: list[_Group]) -> tuple[list[_Draft], list[_Item]]:
-    """Objects from noun groups, and the items that could not be honoured."""
-    drafts: list[_Draft] = []
-    rejected: list[_Item] = []
-    for group in groups:
-        segment_items = [it for s in group.segments for it in s]
-        segments = [s for s in group.segments if any(it.kind in _MODIFIERS for it in s)]
-        members = [it for it in segment_items + group.shared if it.kind in _MODIFIERS or it.kind == "count"]
-        capacity = MAX_OBJECTS - len(drafts)
-        if capacity == 0:
-            rejected += members + ([group.noun] if group.noun else [])
-            continue
-        # The count before the noun sets the number; one after it only distributes ("two boxes, one red").
-        counted = segment_items if group.noun is not None else group.shared
-        counts = [it for it in counted if it.kind == "count"]
-        later_counts = [it for it in members if it.kind == "count" and it not in counts]
-        colors = {it.value for it in segment_items if it.kind == "color"}
-        plural = group.noun is not None and group.noun.plural
-        wanted = counts[0].value if counts else max(len(segments), len(colors), 2 if plural else 1)
-        k = min(int(wanted), capacity)
-        rejected += [it for it in counts if it.value != k] + [it for it in later_counts if int(it.value) > k]
-        objects = [_Draft() for _ in range(k)]
-        if group.noun is not None and group.noun.kind == "shape":
-            for draft in objects:
-                _assign(draft, group.noun)
-        shared = group.shared
-        one_color_each = all(sum(it.kind == "color" for it in s) <= 1 for s in segments)
-        if k > 1 and len(segments) == k and one_color_each:
-            for draft, segment in zip(objects, segments):
-                rejected += [it for it in segment if it.kind in _MODIFIERS and not _assign(draft, it)]
-        else:
-            shared = sorted(segment_items + shared, key=lambda it: it.first)
-        rejected += _distribute([it for it in shared if it.kind in _MODIFIERS], objects)
-        drafts += objects
-    return drafts, rejected
-
-
-def _distribute(items: list[_Item], objects: list[_Draft]) -> list[_Item]:
-    """One value of an attribute goes to every object; several go one per object, in order."""
-    rejected = []
-    for kind in ("motion", "color", "shape_adj", "size", "speed", "direction"):
-        of_attribute = [it for it in items if it.kind == kind]
-        values = list(dict.fromkeys(it.value for it in of_attribute))
-        for item in of_attribute:
-            if len(values) == 1:
-                targets = objects
-            else:
-                j = values.index(item.value)
-                targets = objects[j : j + 1]
-            # A list, not a generator: every target gets the value even when one of them conflicts.
-            if not targets or not all([_assign(draft, item) for draft in targets]):
-                rejected.append(item)
-    return rejected
 
 
 def _unknown_words(text: str, tokens: list[re.Match], indices: set[int]) -> tuple[str, ...]:
@@ -317,7 +227,7 @@ def _parse(text: str) -> _Parse:
     text = text.replace("\u2019", "'")
     tokens = list(_TOKEN.finditer(text))
     items = _resolve_nouns(_compose_directions(_resolve_backgrounds(_match(tokens))))
-    drafts, rejected = _attach(_group(items))
+    drafts, rejected = attach(items)
     background = None
     for item in items:
         if item.kind == "background":

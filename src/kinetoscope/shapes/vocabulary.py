@@ -97,6 +97,16 @@ COUNT_WORDS: dict[str, int] = {
     "several": 3, "many": 3, "multiple": 3, "few": 3, "a few": 3,
 }  # fmt: skip
 
+# Phrases that pick one of the objects counted before ("two balls, the first red, the other blue"):
+# the value is the object's place, or None for the next one not yet described. "one" is not here:
+# it is a count or a pronoun by its context (see prompts.py).
+REFERENT_WORDS: dict[str, int | None] = {
+    "the first": 1, "the second": 2, "the former": 1, "the latter": 2, "the other": None, "another": None,
+}  # fmt: skip
+
+# Words that hand what follows to every object named so far ("one red, one blue, both moving left").
+COLLECTIVE_WORDS: tuple[str, ...] = ("both", "each", "both of them", "each of them", "all of them")
+
 BACKGROUND_NOUNS: tuple[str, ...] = ("background", "backdrop", "bg", "canvas", "screen")
 # "on white": a background colour after one of these (and no object noun after it) names the background.
 BACKGROUND_PREPOSITIONS: tuple[str, ...] = ("on", "against", "over", "onto", "upon")
@@ -107,19 +117,25 @@ LIST_SEPARATORS: tuple[str, ...] = ("and", "or", ",", "&", "plus", "as well as")
 BREAKS: tuple[str, ...] = (".", ";", "with", "while", "whereas", "then", "next to", "beside", "near")
 # Words a noun phrase may contain without meaning anything ("a very big ball").
 DETERMINERS: tuple[str, ...] = (
-    "a", "an", "the", "some", "both", "this", "these", "those", "its", "their", "very", "really", "super",
+    "a", "an", "the", "some", "this", "these", "those", "its", "their", "very", "really", "super",
     "quite", "extremely", "pretty", "rather",
 )  # fmt: skip
+# Nouns that carry no attribute; after "one" or a referent they make a fixed phrase ("in one frame",
+# "to the other side"), so that word is not a pronoun for an object.
+NOUN_STOP_WORDS: tuple[str, ...] = (
+    "corner", "side", "edge", "direction", "way", "frame", "video", "clip", "scene", "image", "picture",
+    "animation", "shot", "footage", "color", "colour", "size", "speed", "pace", "velocity",
+)  # fmt: skip
 # Known words that carry no attribute: they are neither parsed nor reported as not understood.
-STOP_WORDS: tuple[str, ...] = (
+STOP_WORDS: tuple[str, ...] = NOUN_STOP_WORDS + (
     "is", "are", "was", "were", "be", "being", "it", "they", "them", "there", "here", "of", "in",
     "into", "inside", "within", "across", "along", "around", "through", "to", "towards", "toward",
     "from", "at", "by", "for", "as", "that", "which", "who", "where", "also", "just", "keeps",
     "keep", "stays", "stay", "remains", "remain", "sits", "sit", "sitting", "stands", "stand",
-    "standing", "has", "have", "does", "do", "can", "will", "corner", "side", "edge", "direction",
-    "way", "frame", "video", "clip", "scene", "image", "picture", "animation", "shot", "footage",
-    "showing", "shows", "show", ":", "each", "other", "together", "behind", "in front of", "colored",
-    "coloured", "color", "colour", "sized", "size", "shaped", "speed", "pace", "velocity",
+    "standing", "has", "have", "does", "do", "can", "will", "showing", "shows", "show", ":", "other",
+    "together", "behind", "in front of", "colored", "coloured", "sized", "shaped",
+    # Phrases with "one" or "each" that name no object.
+    "each other", "one another", "one by one", "one side to the other", "side to side",
 )  # fmt: skip
 # Words allowed between two single-axis directions that combine ("down and to the left").
 DIRECTION_CONNECTORS: tuple[str, ...] = ("and", "to", "the", "towards", "toward", "&")
@@ -151,6 +167,8 @@ def _build_phrases() -> dict[str, Meaning]:
         ("direction", dict(DIRECTION_WORDS) | dict.fromkeys(STILL_PHRASES, "still")),
         ("motion", dict.fromkeys(MOTION_WORDS)),
         ("count", dict(COUNT_WORDS)),
+        ("ref", dict(REFERENT_WORDS)),
+        ("all", dict.fromkeys(COLLECTIVE_WORDS)),
         ("bg_noun", dict.fromkeys(BACKGROUND_NOUNS)),
         ("bg_prep", dict.fromkeys(BACKGROUND_PREPOSITIONS)),
         ("and", dict.fromkeys(LIST_SEPARATORS)),
@@ -170,7 +188,7 @@ def _build_phrases() -> dict[str, Meaning]:
 
 
 # Every phrase the parser understands. Kinds: object attributes (color, shape_adj, size, speed,
-# direction, motion), object nouns (shape, generic), count, background parts (bg_color, bg_noun,
-# bg_prep), and structure (and, break, det, stop).
+# direction, motion), object nouns (shape, generic), count, referents to counted objects (ref, all),
+# background parts (bg_color, bg_noun, bg_prep), and structure (and, break, det, stop).
 PHRASES: dict[str, Meaning] = _build_phrases()
 MAX_PHRASE_WORDS = max(len(p.split()) for p in PHRASES)
