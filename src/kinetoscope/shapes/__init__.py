@@ -1,7 +1,9 @@
 """The Shapes World (``../shared/SHAPES_WORLD.md``): the embedded default world.
 
-``spec`` holds the exact numbers and the scene description, ``render`` draws clips,
-``prompts`` (with ``vocabulary`` and ``attach``) turns free text into attributes and canonical
-captions (prompt upsampling),
-``analyzer`` judges a clip against what a prompt asks for, ``dataset`` writes sample sets.
+- ``spec``: the exact numbers and the scene description; ``render``: scenes to clips;
+  ``dataset``: sample sets with ``metadata.csv``.
+- ``vocabulary``, ``prompts``, ``attach``: prompt upsampling, free text to attributes and the
+  canonical caption.
+- ``segment``, ``track``, ``measure``, ``motion``, ``detect``, ``analyzer``: judging a clip
+  against what a prompt asks for.
 """
