@@ -1,0 +1,20 @@
+"""The diffusion transformer: a DiT over spacetime patch tokens, conditioned on time and text.
+
+``config`` (hyperparameters and named sizes), ``rope`` (3D rotary positions), ``attention``
+(QK-normed self- and cross-attention, packed-sequence masks), ``embeddings`` (time and text),
+``blocks`` (the adaLN-single block and output layer), ``model`` (the network and its two entry
+points). Depends on torch, einops and :mod:`kinetoscope.patches`; knows nothing of training.
+"""
+
+from kinetoscope.transformer.config import PRESETS, DiTConfig
+from kinetoscope.transformer.model import DiffusionTransformer
+from kinetoscope.transformer.rope import apply_rope, rope_axes, rope_frequencies
+
+__all__ = [
+    "PRESETS",
+    "DiTConfig",
+    "DiffusionTransformer",
+    "apply_rope",
+    "rope_axes",
+    "rope_frequencies",
+]
