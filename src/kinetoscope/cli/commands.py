@@ -1,6 +1,6 @@
 """The list of subcommands, in the order ``kinetoscope --help`` shows them."""
 
-from kinetoscope.cli import caption, data, demo, evaluate, info
+from kinetoscope.cli import caption, data, demo, evaluate, info, reconstruct, train
 
 REGISTRY = [
     demo.register,
@@ -8,4 +8,6 @@ REGISTRY = [
     data.register,
     caption.register,
     evaluate.register,
+    train.register,
+    reconstruct.register,
 ]

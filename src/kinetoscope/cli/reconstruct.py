@@ -1,0 +1,96 @@
+"""``kinetoscope reconstruct VIDEO -o OUT``: a video or image through the VAE and back, with its PSNR.
+
+The quickest look at what the VAE keeps and loses on a given input. Any frame count and size
+works: the model pads to its latent grid (repeating the last frame, row and column) and crops
+the result back to the input's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def default_model_dir() -> Path:
+    """Where the package ships its VAE weights: ``kinetoscope/weights/vae``."""
+    import kinetoscope
+
+    return Path(kinetoscope.__file__).parent / "weights" / "vae"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``reconstruct`` subcommand."""
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="encode and decode a video or image through the VAE; print the PSNR",
+        description="Encode a video (or image) with the causal VAE, decode it back, write the result and "
+        "print its PSNR against the input. Frame counts and sizes need not fit the latent grid.",
+    )
+    parser.add_argument("video", metavar="VIDEO", help="a video (mp4, webm, gif, ...) or image (png, jpeg, ...) file")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file: .mp4, .gif or .png (one frame)")
+    parser.add_argument("--model", type=Path, default=None, help="a VAE folder from save_pretrained (default: the shipped weights)")
+    parser.add_argument("--max-frames", type=int, default=256, help="reconstruct at most the first N frames (default: 256)")
+    parser.add_argument(
+        "--chunk-frames", type=int, default=16, help="frames coded at a time, bounding memory on long videos (default: 16)"
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
+    parser.set_defaults(func=run)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.io.video import WRITABLE_SUFFIXES
+
+    if args.output.suffix.lower() not in WRITABLE_SUFFIXES:
+        raise KinetoscopeError(f"{args.output}: cannot write '{args.output.suffix}' files; use one of {', '.join(WRITABLE_SUFFIXES)}")
+    if args.max_frames < 1:
+        raise KinetoscopeError(f"--max-frames: must be at least 1, got {args.max_frames}")
+    if args.chunk_frames < 4 or args.chunk_frames % 4:
+        raise KinetoscopeError(f"--chunk-frames: must be a positive multiple of 4, got {args.chunk_frames}")
+
+
+def _load_model(directory: Path | None, device):
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.vae.model import CausalVideoVAE
+
+    if directory is None:
+        directory = default_model_dir()
+        if not (directory / "config.json").exists():
+            raise KinetoscopeError(
+                f"--model: no VAE weights ship with this install ({directory}); train one with "
+                "'kinetoscope train vae --export DIR' and pass --model DIR"
+            )
+    return CausalVideoVAE.from_pretrained(directory, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Reconstruct ``args.video`` into ``args.output``; bad input raises KinetoscopeError (exit 2)."""
+    _check_args(args)
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.io.video import read_video, write_video
+
+    # Read before importing torch or loading the model: a bad input fails in a fraction of a second.
+    frames, fps = read_video(args.video, max_frames=args.max_frames)
+    if args.output.suffix.lower() == ".png" and len(frames) > 1:
+        raise KinetoscopeError(f"{args.output}: a .png holds one frame and {args.video} has {len(frames)}; use .mp4 or .gif")
+
+    import torch
+    from einops import rearrange
+
+    from kinetoscope.training.losses import psnr_per_clip
+    from kinetoscope.training.vae import resolve_device, to_model_input
+
+    device = resolve_device(args.device)
+    model = _load_model(args.model, device)
+    model.enable_chunking(args.chunk_frames)
+    x = to_model_input(frames[None], device)
+    with torch.no_grad():
+        z = model.encode(x).mode()
+        decoded = model.decode(z, *x.shape[2:]).clamp(-1, 1)
+    # Quantise before measuring, so the PSNR is that of the frames written.
+    restored = torch.round((decoded + 1) * 127.5).to(torch.uint8)
+    psnr = float(psnr_per_clip(restored.float() / 127.5 - 1, x)[0])
+    write_video(args.output, rearrange(restored[0], "c t h w -> t h w c").cpu().numpy(), fps)
+    t, h, w = frames.shape[:3]
+    print(f"PSNR {psnr:.2f} dB over {t} frame{'s' if t != 1 else ''} of {w}x{h}; wrote {args.output}")
+    return 0

@@ -1,0 +1,168 @@
+"""``kinetoscope train vae``: train the causal video VAE on the mixed clip stream, then export it.
+
+A ``train`` group with one subcommand per model (the DiT's comes later). Runs resume on their
+own: a run folder that holds a checkpoint continues from its newest one. Ctrl-C or SIGTERM
+finishes the current step and saves a checkpoint before exiting (status 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# The shipped model's preset and the CPU recipe; `--preset tiny` is for smoke tests.
+_PRESETS = ("default", "tiny")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` group and its ``vae`` subcommand."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model (vae)",
+        description="Train one of kinetoscope's models. Runs checkpoint periodically and resume on their own.",
+    )
+    models = parser.add_subparsers(dest="model_kind", metavar="MODEL", parser_class=type(parser))
+    models.required = True
+    vae = models.add_parser(
+        "vae",
+        help="train the causal 3D VAE on Shapes World clips, photo camera moves and test patterns",
+        description="Train the causal video VAE on a mix of Shapes World clips, pans and zooms over bundled "
+        "photos, and lavfi test patterns (images and videos, 1 + 4k frames). At the end the per-channel "
+        "latent mean/std are measured and the model is exported with save_pretrained.",
+    )
+    vae.add_argument("--run-dir", type=Path, default=Path("runs/vae"), help="folder for checkpoints and log.jsonl (default: runs/vae)")
+    vae.add_argument("--preset", choices=_PRESETS, default="default", help="model size (default: default, the shipped model)")
+    vae.add_argument(
+        "--steps", type=int, default=8000, help="total optimizer steps of the run (default: 8000, ~1 h on 2 idle CPU cores)"
+    )
+    vae.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        help="clips per batch at 17x64x64; other sizes get as many clips as cost the same compute (default: 4)",
+    )
+    vae.add_argument(
+        "--clip-size",
+        action="append",
+        metavar="TxHxW",
+        help="train on this clip size only, e.g. 17x64x64 (repeat for several, equally weighted; "
+        "default: the built-in mix, mostly 17x64x64 with images, 64x112, 112x64, 32x32 and 128x128)",
+    )
+    vae.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default: 1e-3)")
+    vae.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps before cosine decay (default: 100)")
+    vae.add_argument("--kl-weight", type=float, default=1e-6, help="weight of the KL term per latent value (default: 1e-6)")
+    vae.add_argument("--seed", type=int, default=0, help="seed of the data stream and initialisation (default: 0)")
+    vae.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)")
+    vae.add_argument("--keep-last", type=int, default=3, help="checkpoints kept in the run folder (default: 3)")
+    vae.add_argument(
+        "--stats-clips", type=int, default=256, help="clips encoded at the end for the latent mean/std (default: 256)"
+    )
+    vae.add_argument("--export", type=Path, default=None, help="folder for the final model (default: RUN_DIR/final)")
+    vae.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default: auto)")
+    vae.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads for torch (default: 0, torch's choice, one per core); use 1 when another busy job "
+        "shares a 2-core CPU: two OpenMP threads then run 4-10x slower than one",
+    )
+    vae.add_argument(
+        "--resume", action="store_true", help="require a checkpoint in RUN_DIR to continue (by default one is used when present)"
+    )
+    vae.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    vae.set_defaults(func=run_vae)
+
+
+def _buckets(sizes: list[str] | None):
+    """``["17x64x64", ...]`` as equally weighted buckets; None keeps the mix's default."""
+    from kinetoscope.data.vae_mix import ClipBucket
+    from kinetoscope.errors import KinetoscopeError
+
+    if not sizes:
+        return None
+    buckets = []
+    for size in sizes:
+        try:
+            t, h, w = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise KinetoscopeError(f"--clip-size {size}: expected FRAMESxHEIGHTxWIDTH, e.g. 17x64x64") from None
+        buckets.append(ClipBucket(t, h, w, 1.0))
+    return tuple(buckets)
+
+
+def _config(args: argparse.Namespace):
+    from kinetoscope.data.vae_mix import VAEMixConfig
+    from kinetoscope.training.losses import LossConfig
+    from kinetoscope.training.vae import VAETrainConfig
+    from kinetoscope.vae.config import PRESETS
+
+    mix = VAEMixConfig(batch_size=args.batch_size, seed=args.seed)
+    buckets = _buckets(args.clip_size)
+    if buckets is not None:
+        mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed)
+    return VAETrainConfig(
+        model=PRESETS[args.preset](),
+        mix=mix,
+        loss=LossConfig(kl_weight=args.kl_weight),
+        steps=args.steps,
+        lr=args.lr,
+        warmup_steps=args.warmup_steps,
+        checkpoint_every=args.checkpoint_every,
+        keep_last=args.keep_last,
+        stats_clips=args.stats_clips,
+        device=args.device,
+    )
+
+
+def run_vae(args: argparse.Namespace) -> int:
+    """Train, measure the latent statistics, export; bad arguments raise KinetoscopeError."""
+    from kinetoscope.errors import KinetoscopeError
+
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise KinetoscopeError(f"--run-dir {args.run_dir}: exists and is not a folder")
+    export = args.export if args.export is not None else args.run_dir / "final"
+    if export.exists() and not export.is_dir():
+        raise KinetoscopeError(f"--export {export}: exists and is not a folder")
+    try:
+        import skimage  # noqa: F401  (the photos of the natural-video source)
+    except ImportError:
+        raise KinetoscopeError("train vae: needs scikit-image for its photo clips; pip install 'kinetoscope[train]'") from None
+    if args.stats_clips == 1:
+        raise KinetoscopeError("--stats-clips: must be 0 (skip) or at least 2")
+    try:
+        config = _config(args)
+    except ValueError as err:
+        raise KinetoscopeError(f"train vae: {err}") from None
+
+    import torch
+
+    from kinetoscope.training import checkpoint
+    from kinetoscope.training.vae import ResumeMismatchError, finalize, resolve_device, train_vae
+
+    if args.threads < 0:
+        raise KinetoscopeError(f"--threads: must be 0 (torch's choice) or positive, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        device = resolve_device(args.device)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        raise KinetoscopeError(f"--device {args.device}: not usable here ({err})") from None
+    previous = checkpoint.latest_checkpoint(args.run_dir)
+    if args.resume and previous is None:
+        raise KinetoscopeError(f"--resume: {args.run_dir} holds no checkpoint to resume from")
+    if previous is not None:
+        print(f"resuming from {previous}")
+    try:
+        result = train_vae(config, args.run_dir, progress=not args.no_progress)
+    except ResumeMismatchError as err:
+        raise KinetoscopeError(str(err)) from None
+    last = f"{result.losses[-1]:.4f}" if result.losses else "n/a (nothing left to train)"
+    print(f"trained to step {result.step} of {config.steps}; last loss {last}; {result.seconds_per_step:.2f} s/step on {device}")
+    model = finalize(result.model, config, export)
+    if config.stats_clips:
+        means = ", ".join(f"{v:.3f}" for v in model.config.latents_mean)
+        stds = ", ".join(f"{v:.3f}" for v in model.config.latents_std)
+        print(f"latent mean per channel: {means}\nlatent std per channel: {stds}")
+    print(f"exported to {export}")
+    return 0

@@ -1,0 +1,309 @@
+"""Training the causal video VAE: the loop, resuming, latent statistics, export.
+
+One step: draw the mix's batch for this step, encode, sample the posterior, decode, take the
+loss of ``losses.vae_loss``, clip gradients, AdamW. The learning rate is a pure function of
+the step (linear warm-up, cosine decay) and the batch of step k is a pure function of
+``(seed, k)``, so a checkpoint needs only the model, the optimizer, the step and the random
+states to continue exactly where an uninterrupted run would be.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from tqdm import tqdm
+
+from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
+from kinetoscope.training import checkpoint
+from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
+from kinetoscope.vae.config import CausalVAEConfig
+from kinetoscope.vae.model import CausalVideoVAE
+
+LOG_NAME = "log.jsonl"
+
+
+@dataclass
+class VAETrainConfig:
+    """A VAE training run. Defaults are the CPU recipe (fp32, small batches)."""
+
+    model: CausalVAEConfig = field(default_factory=CausalVAEConfig)
+    mix: VAEMixConfig = field(default_factory=VAEMixConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    # About an hour on 2 CPU cores at the default batch: 0.43 s a step measured with the CPU to
+    # itself (another busy process on the same 2 cores made it 3-8 s; see the CLI's --threads).
+    steps: int = 8000
+    # Measured on a smaller config over 400 steps: 2e-3 to 4e-3 beat 5e-4 and 1e-3 by ~0.8 dB;
+    # halved here for the 2x wider default model, with warm-up and clipping for stability.
+    lr: float = 1e-3
+    # Decay to this fraction of lr, not to zero: the last steps still learn.
+    min_lr_ratio: float = 0.1
+    # A freshly initialised conv net with RMS norms takes large first steps; warm-up keeps
+    # the first batches from throwing the weights far off.
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    keep_last: int = 3
+    # Clips encoded at the end for the per-channel latent mean/std (17 x 64 x 64 each).
+    stats_clips: int = 256
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = CausalVAEConfig(**self.model)
+        if isinstance(self.mix, dict):
+            self.mix = VAEMixConfig(**self.mix)
+        if isinstance(self.loss, dict):
+            self.loss = LossConfig(**self.loss)
+        for name in ("steps", "checkpoint_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0 or self.stats_clips < 0:
+            raise ValueError(
+                f"need lr > 0, 0 <= min_lr_ratio <= 1, warmup_steps >= 0 and stats_clips >= 0; got "
+                f"{self.lr}, {self.min_lr_ratio}, {self.warmup_steps}, {self.stats_clips}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ResumeMismatchError(ValueError):
+    """The run folder's checkpoint was written for another model config."""
+
+
+@dataclass
+class TrainResult:
+    """What ``train_vae`` leaves: the model, the step it reached, and this invocation's losses."""
+
+    model: CausalVideoVAE
+    step: int
+    losses: list[float]
+    seconds_per_step: float
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def learning_rate(config: VAETrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    floor = config.min_lr_ratio
+    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def to_model_input(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``"b t h w c"`` to float ``"b c t h w"`` in [-1, 1] on ``device``."""
+    x = torch.from_numpy(frames).to(device)
+    return rearrange(x, "b t h w c -> b c t h w").float() / 127.5 - 1.0
+
+
+def _autocast(device: torch.device):
+    # bf16 only on CUDA: on this CPU a bf16-autocast step is ~12x slower than fp32.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _trim_log(run_dir: Path, step: int) -> None:
+    """Drop log lines past ``step``: a killed run logged steps its resumption will redo."""
+    log = run_dir / LOG_NAME
+    if not log.exists():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by the kill
+    log.write_text("".join(line + "\n" for line in kept))
+
+
+def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimizer, generator) -> int:
+    """Load the newest checkpoint in ``run_dir`` into the objects; returns its step (0 if none)."""
+    path = checkpoint.latest_checkpoint(run_dir)
+    if path is None:
+        return 0
+    state = checkpoint.load_checkpoint(path)
+    if state["config"]["model"] != asdict(config.model):
+        raise ResumeMismatchError(
+            f"{run_dir}: holds a run of another model config; resume it with that config or use a new run folder"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    checkpoint.set_rng_state(state["rng"])
+    generator.set_state(state["generator"])
+    _trim_log(run_dir, state["step"])
+    return int(state["step"])
+
+
+def _train_step(
+    model: CausalVideoVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, generator: torch.Generator, config: VAETrainConfig
+) -> dict[str, float]:
+    """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR."""
+    with _autocast(x.device):
+        output = model(x, generator=generator)
+    # KL per latent value, so its weight does not depend on the clip size.
+    kl = output.posterior.kl().mean() / output.posterior.mean[0].numel()
+    loss, parts = vae_loss(output.sample, x, kl, config.loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(output.sample.detach(), x).mean())}
+
+
+class _StopSignals:
+    """Turns the first SIGINT or SIGTERM into a request to stop at the next step boundary.
+
+    Stopping between steps keeps the saved step count, weights and optimizer in agreement, so
+    the resumed run is exact; a second signal acts at once (the periodic checkpoint remains).
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._SIGNALS:
+                # A signal the parent chose to ignore (nohup, `cmd &` in a script) stays ignored.
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train_vae(
+    config: VAETrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = True,
+    stop_at: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or continue training) a VAE in ``run_dir`` up to ``config.steps`` steps.
+
+    With ``resume`` the newest checkpoint in ``run_dir`` is loaded first. ``stop_at`` ends
+    the invocation early at that step, with a checkpoint, as an interruption would; a later
+    call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
+    checkpoint and raises KeyboardInterrupt.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.mix.seed)
+    model = CausalVideoVAE(config.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator(device=device).manual_seed(config.mix.seed)
+    step = _resume(run_dir, config, model, optimizer, generator) if resume else 0
+    end = min(config.steps, stop_at) if stop_at is not None else config.steps
+    mix = VAEMix(config.mix)
+
+    def save() -> None:
+        state = {
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "generator": generator.get_state(),
+            "config": config.to_dict(),
+        }
+        checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
+
+    losses: list[float] = []
+    started, first_step, smoothed = time.perf_counter(), step, None
+    model.train()
+    with (
+        tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
+        open(run_dir / LOG_NAME, "a", buffering=1) as log,  # line-buffered: `tail -f` follows the run
+        _StopSignals() as stop,
+    ):
+        while step < end:
+            tic = time.perf_counter()
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x = to_model_input(mix.batch(step).frames, device)
+            parts = _train_step(model, optimizer, x, generator, config)
+            step += 1
+            losses.append(parts["loss"])
+            smoothed = parts["loss"] if smoothed is None else 0.9 * smoothed + 0.1 * parts["loss"]
+            frames_per_s = x.shape[0] * x.shape[2] / (time.perf_counter() - tic)
+            bar.set_postfix(loss=f"{smoothed:.4f}", psnr=f"{parts['psnr']:.1f}", fps=f"{frames_per_s:.0f}")
+            bar.update(1)
+            seconds = time.perf_counter() - tic
+            log.write(json.dumps({"step": step, "lr": lr, **parts, "seconds": round(seconds, 3)}) + "\n")
+            if step % config.checkpoint_every == 0 or step == end or stop.requested:
+                save()
+            if stop.requested:
+                raise KeyboardInterrupt
+    seconds = (time.perf_counter() - started) / max(1, step - first_step)
+    return TrainResult(model=model, step=step, losses=losses, seconds_per_step=seconds)
+
+
+@torch.no_grad()
+def latent_statistics(
+    model: CausalVideoVAE, mix_config: VAEMixConfig, num_clips: int, *, batch_size: int = 8, seed: int = 0
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the posterior mode over ``num_clips`` training-mix clips.
+
+    Clips are 17 x 64 x 64, the DiT's working size, from the mix's sources in its proportions.
+    """
+    if num_clips < 2:
+        raise ValueError(f"num_clips must be at least 2 for a standard deviation, got {num_clips}")
+    device = next(model.parameters()).device
+    weights = mix_config.source_weights()
+    rng = np.random.default_rng((seed, 0x57A75))
+    sources = rng.choice(SOURCES, size=num_clips, p=weights / weights.sum())
+    seeds = rng.integers(0, 2**40, size=num_clips)
+    total = total_sq = None
+    count = 0
+    model.eval()
+    for start in range(0, num_clips, batch_size):
+        chunk = zip(sources[start : start + batch_size], seeds[start : start + batch_size])
+        frames = np.stack([render_clip(str(s), int(k), num_frames=17, height=64, width=64) for s, k in chunk])
+        with _autocast(device):
+            z = model.encode(to_model_input(frames, device)).mode().double()
+        per_channel = rearrange(z, "b l t h w -> l (b t h w)")
+        total = per_channel.sum(1) if total is None else total + per_channel.sum(1)
+        total_sq = per_channel.pow(2).sum(1) if total_sq is None else total_sq + per_channel.pow(2).sum(1)
+        count += per_channel.shape[1]
+    mean = total / count
+    std = (total_sq / count - mean.pow(2)).clamp_min(1e-12).sqrt()
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def finalize(model: CausalVideoVAE, config: VAETrainConfig, export_dir: str | Path | None) -> CausalVideoVAE:
+    """Store the latent statistics in the model's config and, when asked, ``save_pretrained`` it."""
+    if config.stats_clips:
+        mean, std = latent_statistics(model, config.mix, config.stats_clips)
+        model.set_latent_stats(mean, std)
+    if export_dir is not None:
+        model.save_pretrained(export_dir)
+    return model

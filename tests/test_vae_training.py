@@ -1,0 +1,268 @@
+"""VAE training: losses, checkpoints, the loop (loss falls, resume is exact), and the train/reconstruct CLIs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skimage", reason="scikit-image (the 'train' extra) ships the training photos")
+
+from kinetoscope.data.vae_mix import ClipBucket, VAEMixConfig, heldout_clips  # noqa: E402
+from kinetoscope.io.video import read_video, write_video  # noqa: E402
+from kinetoscope.training import checkpoint  # noqa: E402
+from kinetoscope.training.losses import LossConfig, gradient_l1, psnr_per_clip, ssim_per_frame, vae_loss  # noqa: E402
+from kinetoscope.training.vae import VAETrainConfig, learning_rate, to_model_input, train_vae  # noqa: E402
+from kinetoscope.vae.config import tiny  # noqa: E402
+from kinetoscope.vae.model import CausalVideoVAE  # noqa: E402
+
+KINETOSCOPE = Path(sys.executable).parent / "kinetoscope"
+# Small clips keep a tiny-model step near 0.1 s on a CPU; one image bucket exercises the 1-frame path.
+SMALL_BUCKETS = (ClipBucket(5, 32, 32, 3.0), ClipBucket(1, 32, 32, 1.0))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a shared CPU two OpenMP threads
+    spinning against other processes made these tests 5-10x slower (measured: 7 s vs 53 s)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _config(steps: int, **overrides) -> VAETrainConfig:
+    mix = VAEMixConfig(buckets=SMALL_BUCKETS, batch_size=1, seed=0, shapes_weight=1.0, photos_weight=1.0, lavfi_weight=0.0)
+    settings = dict(model=tiny(), mix=mix, steps=steps, lr=3e-3, warmup_steps=3, checkpoint_every=4, stats_clips=4)
+    return VAETrainConfig(**(settings | overrides), device="cpu")
+
+
+_ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # as _one_thread, for the CLI's processes
+
+
+def _cli(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(KINETOSCOPE), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=_ONE_THREAD_ENV
+    )
+
+
+# ---- losses -------------------------------------------------------------------------------
+
+
+def test_metrics_on_known_cases() -> None:
+    x = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    assert torch.allclose(ssim_per_frame(x, x), torch.ones(2, 5), atol=1e-5)
+    assert ssim_per_frame(x, -x).max() < 0.5
+    # An error of 2/255 everywhere on the [0, 255] scale is 20 log10(255 / 2) dB.
+    shifted = x + 4 / 255
+    assert torch.allclose(psnr_per_clip(shifted, x), torch.full((2,), 20 * np.log10(255 / 2)), atol=1e-3)
+    assert gradient_l1(shifted, x) < 1e-6  # a constant offset has the same gradients
+    assert gradient_l1(x.flip(-1), x) > 0.1
+
+
+def test_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_error() -> None:
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    config = LossConfig()
+    perfect, parts = vae_loss(x, x, torch.tensor(0.0), config)
+    assert abs(float(perfect)) < 1e-5 and set(parts) == {"l1", "ssim", "grad", "kl"}
+    slightly, _ = vae_loss(x + 0.05 * torch.randn_like(x), x, torch.tensor(0.0), config)
+    badly, _ = vae_loss(x + 0.3 * torch.randn_like(x), x, torch.tensor(0.0), config)
+    assert 0 < float(slightly) < float(badly)
+    with pytest.raises(ValueError, match="kl_weight"):
+        LossConfig(kl_weight=-1)
+
+
+# ---- checkpoints --------------------------------------------------------------------------
+
+
+def test_checkpoints_are_atomic_and_only_the_last_k_are_kept(tmp_path: Path) -> None:
+    for step in (2, 4, 6, 8):
+        checkpoint.save_checkpoint({"step": step, "w": torch.full((3,), float(step))}, tmp_path, step, keep_last=2)
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path)] == [6, 8]
+    assert checkpoint.load_checkpoint(checkpoint.latest_checkpoint(tmp_path))["step"] == 8
+    # A save that fails half-way (an unpicklable value) leaves no file behind and the old ones intact.
+    with pytest.raises(Exception):
+        checkpoint.save_checkpoint({"step": 10, "bad": lambda: None}, tmp_path, 10, keep_last=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000006.pt", "step_00000008.pt"]
+    assert checkpoint.latest_checkpoint(tmp_path / "missing") is None
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
+    config = _config(100, warmup_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    rates = [learning_rate(config, s) for s in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))
+    assert learning_rate(config, 100) == pytest.approx(1e-4)
+
+
+# ---- the loop -----------------------------------------------------------------------------
+
+
+def _eval_loss(model: CausalVideoVAE, clips: torch.Tensor) -> float:
+    model.eval()
+    with torch.no_grad():
+        out = model(clips, sample_posterior=False)
+        loss, _ = vae_loss(out.sample, clips, torch.tensor(0.0), LossConfig())
+    model.train()
+    return float(loss)
+
+
+def test_a_tiny_vae_learns_in_30_steps(tmp_path: Path) -> None:
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+    torch.manual_seed(0)
+    before = _eval_loss(CausalVideoVAE(tiny()), clips)  # train_vae initialises with the same seed
+    result = train_vae(_config(30), tmp_path, progress=False)
+    after = _eval_loss(result.model, clips)
+    assert result.step == 30 and len(result.losses) == 30 and np.isfinite(result.losses).all()
+    assert after < 0.75 * before, (before, after)
+    assert np.mean(result.losses[-10:]) < np.mean(result.losses[:5])
+
+
+def test_a_run_killed_and_resumed_ends_where_an_uninterrupted_run_does(tmp_path: Path) -> None:
+    whole = train_vae(_config(10), tmp_path / "whole", progress=False)
+
+    # Stop at step 6, then throw away the step-6 checkpoint: as if the process died at step 6
+    # with its last save at step 4, so the resumed run redoes steps 5 and 6.
+    first = train_vae(_config(10), tmp_path / "split", stop_at=6, progress=False)
+    assert first.step == 6
+    checkpoint.checkpoint_path(tmp_path / "split", 6).unlink()
+    second = train_vae(_config(10), tmp_path / "split", progress=False)
+
+    assert second.step == 10 and np.isfinite(second.losses).all()
+    assert second.losses == whole.losses[4:]  # the same batches, the same noise, the same losses
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(second.model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    steps = [int(m) for m in re.findall(r'"step": (\d+)', (tmp_path / "split" / "log.jsonl").read_text())]
+    assert steps == list(range(1, 11))  # the redone steps are logged once
+
+
+def test_resuming_with_another_model_config_is_refused(tmp_path: Path) -> None:
+    train_vae(_config(2, checkpoint_every=1), tmp_path, progress=False)
+    other = _config(4)
+    other.model.latent_channels = 8
+    with pytest.raises(ValueError, match="another model config"):
+        train_vae(other, tmp_path, progress=False)
+
+
+# ---- train vae CLI ------------------------------------------------------------------------
+
+_TINY_ARGS = ("--preset", "tiny", "--threads", "1", "--batch-size", "1", "--clip-size", "5x32x32", "--clip-size", "1x32x32", "--no-progress")
+
+
+def test_train_vae_cli_exports_a_loadable_model_with_latent_statistics(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    result = _cli("train", "vae", *_TINY_ARGS, "--steps", "3", "--stats-clips", "4", "--run-dir", tmp_path / "run", "--export", export)
+    assert result.returncode == 0, result.stderr
+    assert "trained to step 3 of 3" in result.stdout and f"exported to {export}" in result.stdout
+    model = CausalVideoVAE.from_pretrained(export)
+    assert model.config.block_out_channels == tiny().block_out_channels
+    assert model.config.latents_std != (1.0,) * 4 and all(s > 0 for s in model.config.latents_std)
+    assert checkpoint.latest_checkpoint(tmp_path / "run").name == "step_00000003.pt"
+
+    # Run again with more steps: it resumes from step 3 rather than starting over.
+    again = _cli("train", "vae", *_TINY_ARGS, "--steps", "4", "--stats-clips", "0", "--run-dir", tmp_path / "run", "--export", export)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from" in again.stdout and "trained to step 4 of 4" in again.stdout
+
+    # The same folder with another model: refused in one line, not resumed into a mismatched model.
+    other = _cli("train", "vae", "--preset", "default", "--steps", "5", "--run-dir", tmp_path / "run")
+    assert other.returncode == 2 and "another model config" in other.stderr and other.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--steps", "0"), "steps must be at least 1"),
+        (("--clip-size", "16x64x64"), "1 + 4k"),
+        (("--resume",), "--resume: "),
+    ],
+)
+def test_train_vae_cli_rejects_bad_arguments_in_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = _cli("train", "vae", "--preset", "tiny", "--run-dir", tmp_path / "run", *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> None:
+    args = ("train", "vae", *_TINY_ARGS, "--steps", "12", "--checkpoint-every", "1000", "--stats-clips", "0")
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [str(KINETOSCOPE), *args, "--run-dir", str(run)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_ONE_THREAD_ENV,
+    )
+    log = run / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr
+    saved = checkpoint.latest_checkpoint(run)
+    assert saved is not None and 3 <= checkpoint.load_checkpoint(saved)["step"] < 12
+    rerun = _cli(*args, "--run-dir", run)
+    assert rerun.returncode == 0 and "trained to step 12 of 12" in rerun.stdout
+
+
+# ---- reconstruct CLI ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return CausalVideoVAE(tiny()).save_pretrained(tmp_path_factory.mktemp("vae") / "tiny")
+
+
+def test_reconstruct_an_mp4_off_the_latent_grid_keeps_its_frames_and_size(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # 10 frames of 36 x 52: neither 1 + 4k frames nor multiples of 8, so padding and cropping are exercised.
+    clip = heldout_clips("photos", 1, num_frames=9, height=36, width=52)[0]
+    video = write_video(tmp_path / "in.mp4", np.concatenate([clip, clip[-1:]]), fps=8)
+    out = tmp_path / "out.mp4"
+    result = _cli("reconstruct", video, "-o", out, "--model", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(rf"PSNR \d+\.\d\d dB over 10 frames of 52x36; wrote {re.escape(str(out))}\n", result.stdout)
+    frames, fps = read_video(out)
+    assert frames.shape == (10, 36, 52, 3) and fps == pytest.approx(8)
+
+
+def test_reconstruct_reports_the_psnr_of_what_it_writes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    image = heldout_clips("shapes", 1, num_frames=1, height=32, width=48)[0]
+    write_video(tmp_path / "in.png", image, fps=8)
+    result = _cli("reconstruct", tmp_path / "in.png", "-o", tmp_path / "out.png", "--model", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    printed = float(re.match(r"PSNR (\d+\.\d+) dB over 1 frame of 48x32", result.stdout).group(1))
+    written, _ = read_video(tmp_path / "out.png")
+    mse = np.mean((written.astype(float) - image.astype(float)) ** 2)
+    assert printed == pytest.approx(10 * np.log10(255**2 / mse), abs=0.01)
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "truncated", "bad-model", "bad-suffix"])
+def test_reconstruct_bad_input_is_one_line_exit_2_and_no_output(tmp_path: Path, tiny_model_dir: Path, kind: str) -> None:
+    good = write_video(tmp_path / "good.mp4", heldout_clips("shapes", 1, num_frames=9, height=32, width=32)[0], fps=8)
+    source, model, out = good, tiny_model_dir, tmp_path / "out.mp4"
+    if kind == "missing":
+        source = tmp_path / "nope.mp4"
+    elif kind == "corrupt":
+        source = tmp_path / "corrupt.mp4"
+        source.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "truncated":
+        source = tmp_path / "truncated.mp4"
+        source.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    elif kind == "bad-model":
+        model = tmp_path / "no-model-here"
+    else:
+        out = tmp_path / "out.avi"
+    result = _cli("reconstruct", source, "-o", out, "--model", model)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("kinetoscope: error: ") and result.stderr.count("\n") == 1
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
