@@ -137,3 +137,13 @@ def test_heldout_clips_are_fixed_and_sized() -> None:
     assert clips.shape == (2, 5, 32, 32, 3)
     np.testing.assert_array_equal(clips, heldout_clips("shapes", 2, num_frames=5, height=32, width=32))
     assert not np.array_equal(clips[0], clips[1])
+
+
+def test_a_box_as_large_as_the_card_stays_inside_it() -> None:
+    """A 112x64 pan over a 224x128 test card: the largest box is the whole card, and float
+    rounding used to put its corner at -1e-14, which stopped a VAE training run at step 2004."""
+    from kinetoscope.data import lavfi
+
+    for seed in (8, 18, 28):
+        clip = lavfi.lavfi_clip(seed, height=112, width=64, num_frames=17, source="smptebars")
+        assert clip.shape == (17, 112, 64, 3)

@@ -136,7 +136,10 @@ def camera_move(
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for t, ((cx, cy), box_h) in enumerate(zip(centres, box_heights)):
         box_w = box_h * width / height
-        box = (cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2)
+        # Clamped to the photo: a box as large as the photo can overshoot it by float rounding
+        # (1e-14 px), which Pillow rejects.
+        photo_w, photo_h = photo.size
+        box = (max(cx - box_w / 2, 0.0), max(cy - box_h / 2, 0.0), min(cx + box_w / 2, photo_w), min(cy + box_h / 2, photo_h))
         # Pillow's resize with a float box filters over the whole footprint when it
         # shrinks, so downscaled crops are antialiased rather than aliased.
         frames[t] = np.asarray(photo.resize((width, height), Image.Resampling.BICUBIC, box=box))
