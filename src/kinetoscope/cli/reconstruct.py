@@ -39,10 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import WRITABLE_SUFFIXES
+    from kinetoscope.io.video import check_writable
 
-    if args.output.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise KinetoscopeError(f"{args.output}: cannot write '{args.output.suffix}' files; use one of {', '.join(WRITABLE_SUFFIXES)}")
+    check_writable(args.output)
     if args.max_frames < 1:
         raise KinetoscopeError(f"--max-frames: must be at least 1, got {args.max_frames}")
     if args.chunk_frames < 4 or args.chunk_frames % 4:
@@ -66,13 +65,11 @@ def _load_model(directory: Path | None, device):
 def run(args: argparse.Namespace) -> int:
     """Reconstruct ``args.video`` into ``args.output``; bad input raises KinetoscopeError (exit 2)."""
     _check_args(args)
-    from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import read_video, write_video
+    from kinetoscope.io.video import check_writable, read_video, write_video
 
     # Read before importing torch or loading the model: a bad input fails in a fraction of a second.
     frames, fps = read_video(args.video, max_frames=args.max_frames)
-    if args.output.suffix.lower() == ".png" and len(frames) > 1:
-        raise KinetoscopeError(f"{args.output}: a .png holds one frame and {args.video} has {len(frames)}; use .mp4 or .gif")
+    check_writable(args.output, len(frames))
 
     import torch
     from einops import rearrange

@@ -21,7 +21,7 @@ from kinetoscope.io.decode import VideoInfo, decode_video
 from kinetoscope.io.image import image_info, is_image_path, read_image
 from kinetoscope.io.inputs import describe_error
 
-__all__ = ["VideoInfo", "probe", "read_image", "read_video", "write_video", "WRITABLE_SUFFIXES"]
+__all__ = ["VideoInfo", "check_writable", "probe", "read_image", "read_video", "write_video", "WRITABLE_SUFFIXES"]
 
 WRITABLE_SUFFIXES = (".mp4", ".gif", ".png")
 
@@ -70,6 +70,20 @@ def _validated(frames: np.ndarray | Iterable[np.ndarray]) -> Iterator[np.ndarray
         yield np.ascontiguousarray(frame)
 
 
+def check_writable(path: Path, num_frames: int | None = None) -> str:
+    """The lower-cased suffix of ``path`` if ``write_video`` can write ``num_frames`` there.
+
+    Commands call it before slow work, so a bad output name fails at once, with the same
+    message ``write_video`` would give; ``None`` frames skips the one-frame rule of ``.png``.
+    """
+    suffix = path.suffix.lower()
+    if suffix not in WRITABLE_SUFFIXES:
+        raise KinetoscopeError(f"{path}: cannot write '{path.suffix}' files; use one of {', '.join(WRITABLE_SUFFIXES)}")
+    if suffix == ".png" and num_frames is not None and num_frames != 1:
+        raise KinetoscopeError(f"{path}: a .png holds exactly one frame, got {num_frames}; use .mp4 or .gif")
+    return suffix
+
+
 def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps: float, *, crf: int = 18) -> Path:
     """Write frames uint8 "t h w c" (or one image "h w c") to ``path``; return the path.
 
@@ -80,9 +94,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     or not at all, even on KeyboardInterrupt; a missing parent folder is created.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in WRITABLE_SUFFIXES:
-        raise KinetoscopeError(f"{path}: cannot write '{path.suffix}' files; use one of {', '.join(WRITABLE_SUFFIXES)}")
+    suffix = check_writable(path)
     fps = float(fps)
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive finite number, got {fps}")
@@ -97,9 +109,7 @@ def write_video(path: str | Path, frames: np.ndarray | Iterable[np.ndarray], fps
     if suffix == ".gif":
         encode.check_gif_rate(path, fps)
     if suffix == ".png":
-        extra = sum(1 for _ in stream)
-        if extra:
-            raise KinetoscopeError(f"{path}: a .png holds exactly one frame, got {extra + 1}; use .mp4 or .gif")
+        check_writable(path, 1 + sum(1 for _ in stream))
     try:
         with atomic_output(path) as temporary:
             if suffix == ".mp4":
