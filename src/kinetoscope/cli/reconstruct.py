@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from einops import rearrange
 
     from kinetoscope.training.losses import psnr_per_clip
-    from kinetoscope.training.vae import resolve_device, to_model_input
+    from kinetoscope.training.run import resolve_device
+    from kinetoscope.training.vae import to_model_input
 
     device = resolve_device(args.device)
     model = _load_model(args.model, device)

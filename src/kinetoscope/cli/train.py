@@ -1,6 +1,6 @@
 """``kinetoscope train vae``: train the causal video VAE on the mixed clip stream, then export it.
 
-A ``train`` group with one subcommand per model (the DiT's comes later). Runs resume on their
+A ``train`` group with one subcommand per model (``dit`` lives in ``train_dit``). Runs resume on their
 own: a run folder that holds a checkpoint continues from its newest one. Ctrl-C or SIGTERM
 finishes the current step and saves a checkpoint before exiting (status 130).
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kinetoscope.cli import train_dit
+
 # The shipped model's preset and the CPU recipe; `--preset tiny` is for smoke tests.
 _PRESETS = ("default", "tiny")
 
@@ -18,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` group and its ``vae`` subcommand."""
     parser = subparsers.add_parser(
         "train",
-        help="train a model (vae)",
+        help="train a model (vae, dit)",
         description="Train one of kinetoscope's models. Runs checkpoint periodically and resume on their own.",
     )
     models = parser.add_subparsers(dest="model_kind", metavar="MODEL", parser_class=type(parser))
@@ -57,6 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vae.add_argument(
         "--stats-clips", type=int, default=256, help="clips encoded at the end for the latent mean/std (default: 256)"
     )
+    vae.add_argument(
+        "--init-from", type=Path, default=None,
+        help="start a new run from this exported VAE's weights (same preset), e.g. to train the shipped one further",
+    )
+    vae.add_argument("--shapes-weight", type=float, default=0.5, help="share of Shapes World clips (default: 0.5)")
+    vae.add_argument("--photos-weight", type=float, default=0.4, help="share of camera moves over photos (default: 0.4)")
+    vae.add_argument("--lavfi-weight", type=float, default=0.1, help="share of lavfi test patterns (default: 0.1)")
     vae.add_argument("--export", type=Path, default=None, help="folder for the final model (default: RUN_DIR/final)")
     vae.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default: auto)")
     vae.add_argument(
@@ -71,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vae.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     vae.set_defaults(func=run_vae)
+    train_dit.add_parser(models)
 
 
 def _buckets(sizes: list[str] | None):
@@ -96,10 +106,11 @@ def _config(args: argparse.Namespace):
     from kinetoscope.training.vae import VAETrainConfig
     from kinetoscope.vae.config import PRESETS
 
-    mix = VAEMixConfig(batch_size=args.batch_size, seed=args.seed)
+    weights = {"shapes_weight": args.shapes_weight, "photos_weight": args.photos_weight, "lavfi_weight": args.lavfi_weight}
+    mix = VAEMixConfig(batch_size=args.batch_size, seed=args.seed, **weights)
     buckets = _buckets(args.clip_size)
     if buckets is not None:
-        mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed)
+        mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed, **weights)
     return VAETrainConfig(
         model=PRESETS[args.preset](),
         mix=mix,
@@ -127,6 +138,8 @@ def run_vae(args: argparse.Namespace) -> int:
         import skimage  # noqa: F401  (the photos of the natural-video source)
     except ImportError:
         raise KinetoscopeError("train vae: needs scikit-image for its photo clips; pip install 'kinetoscope[train]'") from None
+    if args.init_from is not None and not (args.init_from / "config.json").is_file():
+        raise KinetoscopeError(f"--init-from {args.init_from}: not an exported VAE folder (no config.json)")
     if args.stats_clips == 1:
         raise KinetoscopeError("--stats-clips: must be 0 (skip) or at least 2")
     try:
@@ -137,7 +150,8 @@ def run_vae(args: argparse.Namespace) -> int:
     import torch
 
     from kinetoscope.training import checkpoint
-    from kinetoscope.training.vae import ResumeMismatchError, finalize, resolve_device, train_vae
+    from kinetoscope.training.run import resolve_device
+    from kinetoscope.training.vae import ResumeMismatchError, finalize, train_vae
 
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 (torch's choice) or positive, got {args.threads}")
@@ -154,7 +168,7 @@ def run_vae(args: argparse.Namespace) -> int:
     if previous is not None:
         print(f"resuming from {previous}")
     try:
-        result = train_vae(config, args.run_dir, progress=not args.no_progress)
+        result = train_vae(config, args.run_dir, progress=not args.no_progress, init_from=args.init_from)
     except ResumeMismatchError as err:
         raise KinetoscopeError(str(err)) from None
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a (nothing left to train)"

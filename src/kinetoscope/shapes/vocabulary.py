@@ -192,3 +192,23 @@ def _build_phrases() -> dict[str, Meaning]:
 # background parts (bg_color, bg_noun, bg_prep), and structure (and, break, det, stop).
 PHRASES: dict[str, Meaning] = _build_phrases()
 MAX_PHRASE_WORDS = max(len(p.split()) for p in PHRASES)
+
+
+def caption_language() -> list[str]:
+    """Texts covering every word the Shapes World's prompts and captions use.
+
+    A word-level text encoder builds its vocabulary from these: every phrase the parser knows
+    plus the words and punctuation of canonical captions ("moves", "on", ".", ...).
+    """
+    from kinetoscope.shapes.spec import BACKGROUNDS, DIRECTIONS, SHAPES, SIZES, SPEEDS, ObjectSpec, SceneSpec
+    from kinetoscope.shapes.spec import canonical_caption
+
+    captions = [
+        canonical_caption(SceneSpec(bg, (ObjectSpec("red", shape, size, direction, speed),)))
+        for bg in BACKGROUNDS
+        for shape in SHAPES
+        for size in SIZES
+        for direction in DIRECTIONS
+        for speed in SPEEDS
+    ]
+    return [*PHRASES, *captions, "a red circle stays still and a blue square moves up, on grey; the end!"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +23,11 @@ from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
+from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
 
-LOG_NAME = "log.jsonl"
 
 
 @dataclass
@@ -78,6 +76,10 @@ class VAETrainConfig:
         return asdict(self)
 
 
+# Latent statistics are measured at export; they do not make two architectures differ.
+_STATS = {"latents_mean": None, "latents_std": None}
+
+
 class ResumeMismatchError(ValueError):
     """The run folder's checkpoint was written for another model config."""
 
@@ -90,13 +92,6 @@ class TrainResult:
     step: int
     losses: list[float]
     seconds_per_step: float
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def learning_rate(config: VAETrainConfig, step: int) -> float:
@@ -119,21 +114,6 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _trim_log(run_dir: Path, step: int) -> None:
-    """Drop log lines past ``step``: a killed run logged steps its resumption will redo."""
-    log = run_dir / LOG_NAME
-    if not log.exists():
-        return
-    kept = []
-    for line in log.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by the kill
-    log.write_text("".join(line + "\n" for line in kept))
-
-
 def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimizer, generator) -> int:
     """Load the newest checkpoint in ``run_dir`` into the objects; returns its step (0 if none)."""
     path = checkpoint.latest_checkpoint(run_dir)
@@ -148,7 +128,7 @@ def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimi
     optimizer.load_state_dict(state["optimizer"])
     checkpoint.set_rng_state(state["rng"])
     generator.set_state(state["generator"])
-    _trim_log(run_dir, state["step"])
+    trim_log(run_dir, state["step"])
     return int(state["step"])
 
 
@@ -168,37 +148,6 @@ def _train_step(
     return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(output.sample.detach(), x).mean())}
 
 
-class _StopSignals:
-    """Turns the first SIGINT or SIGTERM into a request to stop at the next step boundary.
-
-    Stopping between steps keeps the saved step count, weights and optimizer in agreement, so
-    the resumed run is exact; a second signal acts at once (the periodic checkpoint remains).
-    """
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _request(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def __enter__(self) -> _StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self._SIGNALS:
-                # A signal the parent chose to ignore (nohup, `cmd &` in a script) stays ignored.
-                if signal.getsignal(sig) is not signal.SIG_IGN:
-                    self._previous[sig] = signal.signal(sig, self._request)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
 def train_vae(
     config: VAETrainConfig,
     run_dir: str | Path,
@@ -206,10 +155,12 @@ def train_vae(
     resume: bool = True,
     stop_at: int | None = None,
     progress: bool = True,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train (or continue training) a VAE in ``run_dir`` up to ``config.steps`` steps.
 
-    With ``resume`` the newest checkpoint in ``run_dir`` is loaded first. ``stop_at`` ends
+    With ``resume`` the newest checkpoint in ``run_dir`` is loaded first; a run with none starts
+    from the weights of the exported VAE ``init_from`` when given. ``stop_at`` ends
     the invocation early at that step, with a checkpoint, as an interruption would; a later
     call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.
@@ -222,6 +173,12 @@ def train_vae(
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.mix.seed)
     step = _resume(run_dir, config, model, optimizer, generator) if resume else 0
+    if step == 0 and init_from is not None:
+        # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
+        start = CausalVideoVAE.from_pretrained(init_from)
+        if asdict(start.config) | _STATS != asdict(config.model) | _STATS:
+            raise ResumeMismatchError(f"{init_from}: holds a VAE of another architecture than this run's config")
+        model.load_state_dict(start.state_dict())
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
     mix = VAEMix(config.mix)
 
@@ -242,7 +199,7 @@ def train_vae(
     with (
         tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
         open(run_dir / LOG_NAME, "a", buffering=1) as log,  # line-buffered: `tail -f` follows the run
-        _StopSignals() as stop,
+        StopSignals() as stop,
     ):
         while step < end:
             tic = time.perf_counter()

@@ -1,0 +1,184 @@
+"""The Shapes World training set of the diffusion transformer, rendered and cached as latents.
+
+Clips are drawn per bucket (a frame count and canvas), each from its own seed, rendered,
+encoded through the VAE and written as shards of :mod:`kinetoscope.data.latent_cache`. Scenes
+with a held-out attribute combination are redrawn, so the evaluation can ask for
+combinations the model never saw. Shards already on disk are kept: an interrupted build
+continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from kinetoscope.data.latent_cache import LatentBucket, read_shard, vae_fingerprint, write_shard
+from kinetoscope.errors import KinetoscopeError
+from kinetoscope.shapes.render import render_clip, sample_scene
+from kinetoscope.shapes.spec import SceneSpec
+
+# Attribute combinations never shown in training; `kinetoscope eval t2v` asks for them.
+DEFAULT_HELD_OUT: tuple[dict[str, str], ...] = (
+    {"color": "purple", "shape": "triangle"},
+    {"color": "orange", "shape": "circle", "size": "small"},
+    {"color": "green", "direction": "up-left"},
+)
+
+
+@dataclass(frozen=True)
+class LatentBucketSpec:
+    """Clips of one frame count and canvas: how many to cache, and their share of training batches."""
+
+    num_frames: int
+    height: int
+    width: int
+    clips: int
+    weight: float
+
+
+def _default_buckets() -> tuple[LatentBucketSpec, ...]:
+    # Mostly the default 16 x 64 x 64 clip; the other aspect ratios and images keep the model
+    # native-size (Sora's "sampling flexibility") and teach the one-frame image path.
+    return (
+        LatentBucketSpec(16, 64, 64, 12000, 0.74),
+        LatentBucketSpec(16, 64, 112, 1200, 0.08),
+        LatentBucketSpec(16, 112, 64, 1200, 0.08),
+        LatentBucketSpec(1, 64, 64, 2400, 0.10),
+    )
+
+
+@dataclass
+class ShapesLatentsConfig:
+    """What the cache holds. Changing anything here means a new cache folder."""
+
+    buckets: tuple[LatentBucketSpec, ...] = field(default_factory=_default_buckets)
+    held_out: tuple[dict[str, str], ...] = DEFAULT_HELD_OUT
+    # Two-object prompts are the harder target; half of all clips have two objects.
+    two_object_fraction: float = 0.5
+    seed: int = 0
+    shard_size: int = 400
+
+    def __post_init__(self) -> None:
+        self.buckets = tuple(b if isinstance(b, LatentBucketSpec) else LatentBucketSpec(**b) for b in self.buckets)
+        self.held_out = tuple(dict(h) for h in self.held_out)
+        if not self.buckets or any(b.clips < 1 or b.weight < 0 for b in self.buckets):
+            raise ValueError("buckets need at least one clip each and non-negative weights")
+        if sum(b.weight for b in self.buckets) <= 0:
+            raise ValueError("bucket weights must not all be zero")
+        if not 0 <= self.two_object_fraction <= 1 or self.shard_size < 1:
+            raise ValueError(
+                f"need 0 <= two_object_fraction <= 1 and shard_size >= 1, got {self.two_object_fraction}, {self.shard_size}"
+            )
+
+
+def is_held_out(scene: SceneSpec, held_out: Sequence[dict[str, str]]) -> bool:
+    """True when some object of ``scene`` has every attribute of some held-out combination."""
+    return any(
+        all(getattr(obj, key) == value for key, value in combo.items()) for obj in scene.objects for combo in held_out
+    )
+
+
+def _clip_job(job: tuple[int, int, int, int, int, float, tuple]) -> tuple[np.ndarray, dict]:
+    """Render clip ``index`` of a bucket; returns uint8 ``"t h w c"`` and its record."""
+    seed, bucket, index, num_frames, height, width_, two_fraction, held_out = job  # type: ignore[misc]
+    rng = np.random.default_rng((seed, bucket, index))
+    num_objects = 2 if rng.random() < two_fraction else 1
+    while True:
+        scene = sample_scene(rng, num_objects=num_objects)
+        if not is_held_out(scene, held_out):
+            break
+    position_seed = int(rng.integers(2**31))
+    clip = render_clip(scene, height=height, width=width_, num_frames=num_frames, seed=position_seed)
+    record = {"text": clip.caption, "scene": scene.to_dict(), "seed": position_seed}
+    return clip.frames, record
+
+
+def _jobs(config: ShapesLatentsConfig, bucket: int, start: int, stop: int) -> list[tuple]:
+    spec = config.buckets[bucket]
+    return [
+        (config.seed, bucket, i, spec.num_frames, spec.height, spec.width, config.two_object_fraction, config.held_out)
+        for i in range(start, stop)
+    ]
+
+
+def shard_name(bucket: int, shard: int) -> str:
+    return f"b{bucket}_{shard:05d}.safetensors"
+
+
+@torch.no_grad()
+def _encode(vae, frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(frames).to(device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1.0        # b c t h w
+    return vae.normalize(vae.encode(x).mode())
+
+
+def build_shapes_latents(
+    config: ShapesLatentsConfig,
+    vae,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Path:
+    """Render, encode and write every bucket's clips into ``out_dir`` (skipping shards already there)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vae_id = vae_fingerprint(vae)
+    device = next(vae.parameters()).device
+    todo = []
+    for b, spec in enumerate(config.buckets):
+        for s, start in enumerate(range(0, spec.clips, config.shard_size)):
+            path = out_dir / shard_name(b, s)
+            if path.exists():
+                if read_shard(path).vae_id != vae_id:
+                    raise KinetoscopeError(f"{path}: was encoded by another VAE; use a new cache folder")
+                continue
+            todo.append((b, path, start, min(spec.clips, start + config.shard_size)))
+    total = sum(stop - start for _, _, start, stop in todo)
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 1 else None
+    try:
+        with tqdm(total=total, desc="cache latents", unit="clip", disable=not progress or total == 0) as bar:
+            for b, path, start, stop in todo:
+                jobs = _jobs(config, b, start, stop)
+                rendered: Iterator = pool.imap(_clip_job, jobs, chunksize=8) if pool else map(_clip_job, jobs)
+                latents, records, frames = [], [], []
+                for clip_frames, record in rendered:
+                    frames.append(clip_frames)
+                    records.append(record)
+                    if len(frames) == batch_size:
+                        latents.append(_encode(vae, np.stack(frames), device))
+                        bar.update(len(frames))
+                        frames = []
+                if frames:
+                    latents.append(_encode(vae, np.stack(frames), device))
+                    bar.update(len(frames))
+                write_shard(path, torch.cat(latents), records, vae_id)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    return out_dir
+
+
+def load_shapes_latents(config: ShapesLatentsConfig, out_dir: str | Path, vae_id: str | None = None) -> list[LatentBucket]:
+    """The cache's buckets in the order of ``config.buckets`` (every shard must be present)."""
+    out_dir = Path(out_dir)
+    buckets = []
+    for b, spec in enumerate(config.buckets):
+        shards = []
+        for s in range(math.ceil(spec.clips / config.shard_size)):
+            path = out_dir / shard_name(b, s)
+            if not path.exists():
+                raise KinetoscopeError(f"{path}: missing; build the cache first (it resumes where it stopped)")
+            shard = read_shard(path)
+            if vae_id is not None and shard.vae_id != vae_id:
+                raise KinetoscopeError(f"{path}: was encoded by another VAE; use a new cache folder")
+            shards.append(shard)
+        buckets.append(LatentBucket(torch.cat([s.latents for s in shards]), [r for s in shards for r in s.records]))
+    return buckets

@@ -1,0 +1,1 @@
+"""Evaluations of generated videos: prompt-adherence suites judged by the Shapes World analyzer."""

@@ -1,0 +1,238 @@
+"""Text-to-video (and images, a one-frame video): prompt -> text states -> sampled latents -> pixels.
+
+Composes the parts and owns none of their logic: the prompt upsampler (Shapes World), the text
+encoder, the diffusion transformer as a denoiser, guidance and given frames as wrappers
+(:mod:`kinetoscope.diffusion`), a sampler, and the VAE decoder. Arguments follow diffusers'
+video pipelines (``prompt, negative_prompt, num_frames, height, width, num_inference_steps,
+guidance_scale, generator, output_type``); the output has ``.frames``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampling_timesteps, shift_for_tokens
+from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given
+from kinetoscope.errors import KinetoscopeError
+from kinetoscope.text import WordTextEncoder
+from kinetoscope.transformer import DiffusionTransformer
+from kinetoscope.vae.model import CausalVideoVAE
+
+MODEL_INDEX = "model_index.json"
+SAMPLERS = ("euler", "heun")
+
+
+def default_model_dir() -> Path:
+    """The folder of the model shipped inside the package."""
+    return Path(str(files("kinetoscope") / "weights"))
+
+
+@dataclass
+class SamplingDefaults:
+    """Generation settings stored with a model (``model_index.json``), chosen by measurement on it."""
+
+    num_inference_steps: int = 24
+    guidance_scale: float = 4.0
+    sampler: str = "euler"
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+    # Shapes World prompts are upsampled to canonical captions, the language the model was trained on.
+    upsample_prompts: bool = True
+    # Settings the training run recorded: held-out attribute combinations, for the evaluation.
+    held_out: tuple[dict, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        self.held_out = tuple(dict(h) for h in self.held_out)  # JSON gives lists
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+
+
+@dataclass
+class VideoPipelineOutput:
+    """``frames``: one uint8 ``"t h w c"`` array per video (``output_type="np"``), or float
+    ``"b c t h w"`` in [0, 1] (``"pt"``), or the normalised latents (``"latent"``);
+    ``prompts``: the texts the model was conditioned on, after upsampling."""
+
+    frames: list[np.ndarray] | torch.Tensor
+    prompts: list[str]
+
+
+class KinetoscopePipeline:
+    """Generate videos from text with a VAE, a diffusion transformer and a text encoder."""
+
+    def __init__(
+        self,
+        vae: CausalVideoVAE,
+        transformer: DiffusionTransformer,
+        text_encoder: WordTextEncoder,
+        defaults: SamplingDefaults | None = None,
+    ) -> None:
+        if transformer.config.in_channels != vae.latent_channels:
+            raise ValueError(
+                f"transformer expects {transformer.config.in_channels} latent channels, the VAE gives {vae.latent_channels}"
+            )
+        if transformer.config.text_dim != text_encoder.dim:
+            raise ValueError(f"transformer expects text width {transformer.config.text_dim}, encoder gives {text_encoder.dim}")
+        self.vae = vae.eval()
+        self.transformer = transformer.eval()
+        self.text_encoder = text_encoder.eval()
+        self.defaults = defaults if defaults is not None else SamplingDefaults()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path | None = None, device: str | torch.device = "cpu") -> KinetoscopePipeline:
+        """Load a pipeline folder (``model_index.json`` + ``vae/``, ``transformer/``, ``text_encoder/``).
+
+        ``None`` loads the model shipped with the package.
+        """
+        directory = Path(directory) if directory is not None else default_model_dir()
+        index_path = directory / MODEL_INDEX
+        if not index_path.is_file():
+            raise KinetoscopeError(f"{directory}: not a kinetoscope model folder (no {MODEL_INDEX})")
+        try:
+            index = json.loads(index_path.read_text())
+            defaults = SamplingDefaults(**index.get("defaults", {}))
+        except (ValueError, TypeError) as err:
+            raise KinetoscopeError(f"{index_path}: unreadable ({err})") from None
+        vae = CausalVideoVAE.from_pretrained(directory / index.get("vae", "vae"), device=device)
+        transformer = DiffusionTransformer.from_pretrained(directory / index.get("transformer", "transformer"), device=device)
+        text_encoder = WordTextEncoder.from_pretrained(directory / index.get("text_encoder", "text_encoder"), device=device)
+        return cls(vae, transformer, text_encoder, defaults)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write all components and ``model_index.json`` into ``directory``."""
+        directory = Path(directory)
+        self.vae.save_pretrained(directory / "vae")
+        self.transformer.save_pretrained(directory / "transformer")
+        self.text_encoder.save_pretrained(directory / "text_encoder")
+        index = {
+            "_class_name": type(self).__name__,
+            "vae": "vae",
+            "transformer": "transformer",
+            "text_encoder": "text_encoder",
+            "defaults": asdict(self.defaults),
+        }
+        (directory / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+        return directory
+
+    def prepare_prompts(self, prompt: str | Sequence[str], upsample: bool, seed: int) -> list[str]:
+        """The prompts as the text encoder will read them (canonical captions when upsampling)."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if not upsample:
+            return prompts
+        from kinetoscope.shapes.prompts import upsample_prompt
+
+        return [upsample_prompt(p, seed=seed + i) for i, p in enumerate(prompts)]
+
+    def check_inputs(self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str) -> None:
+        """Raise ValueError naming the first bad argument."""
+        s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        for name, side in (("height", height), ("width", width)):
+            if not isinstance(side, int) or side < s or side % self.vae.spatial_compression:
+                raise ValueError(f"{name} must be a multiple of {self.vae.spatial_compression}, at least {s}; got {side}")
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
+        if not guidance_scale >= 0:
+            raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        negative_prompt: str | Sequence[str] | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+        sampler: str | None = None,
+        upsample_prompt: bool | None = None,
+        given_latents: torch.Tensor | None = None,
+        given_mask: torch.Tensor | None = None,
+        output_type: str = "np",
+        progress: bool = False,
+    ) -> VideoPipelineOutput:
+        """Sample one video per prompt.
+
+        ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
+        ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
+        latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
+        """
+        d = self.defaults
+        num_frames = d.num_frames if num_frames is None else num_frames
+        height, width = d.height if height is None else height, d.width if width is None else width
+        steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
+        scale = d.guidance_scale if guidance_scale is None else guidance_scale
+        sampler = d.sampler if sampler is None else sampler
+        upsample = d.upsample_prompts if upsample_prompt is None else upsample_prompt
+        self.check_inputs(num_frames, height, width, steps, scale, sampler)
+        if output_type not in ("np", "pt", "latent"):
+            raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
+        prompts = self.prepare_prompts(prompt, upsample, seed)
+        negatives = [""] * len(prompts) if negative_prompt is None else (
+            [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
+        )  # fmt: skip
+        if len(negatives) != len(prompts):
+            raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts)} prompts")
+        device = self.device
+        cond = self.text_encoder.encode(prompts, device)
+        uncond = self.text_encoder.encode(negatives, device)
+        shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        noise = torch.randn(shape, generator=generator, device=generator.device).to(device)
+        denoiser = cfg_denoiser(
+            self._velocity,
+            {"text": cond.hidden, "text_mask": cond.mask},
+            {"text": uncond.hidden, "text_mask": uncond.mask},
+            scale,
+        )
+        if given_latents is not None:
+            if given_mask is None:
+                raise ValueError("given_latents needs given_mask")
+            given_latents, given_mask = given_latents.to(device), given_mask.to(device)
+            noise = hold_given(noise, given_latents, given_mask)
+            denoiser = conditioned_denoiser(denoiser, given_latents, given_mask)
+        tokens = shape[2] * shape[3] * shape[4] // (self.transformer.config.patch_size[1] * self.transformer.config.patch_size[2])
+        timesteps = sampling_timesteps(steps, shift_for_tokens(tokens), device=device)
+        sample = sample_euler if sampler == "euler" else sample_heun
+        latents = sample(denoiser, noise, timesteps, progress=progress)
+        if output_type == "latent":
+            return VideoPipelineOutput(latents, prompts)
+        video = self.decode(latents, num_frames, height, width)
+        if output_type == "pt":
+            return VideoPipelineOutput(video, prompts)
+        frames = rearrange((video * 255).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
+        return VideoPipelineOutput(list(frames), prompts)
+
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        return self.transformer(x, t, text, text_mask)
+
+    def decode(self, latents: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:
+        """Normalised latents to pixels ``"b c t h w"`` in [0, 1]."""
+        video = self.vae.decode(self.vae.denormalize(latents), num_frames, height, width)
+        return ((video.clamp(-1, 1) + 1) / 2).float()
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``"t h w c"`` frames to normalised latents ``"1 c t h w"`` (posterior mode)."""
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = rearrange(x, "t h w c -> 1 c t h w").float() / 127.5 - 1
+        return self.vae.normalize(self.vae.encode(x).mode())

@@ -1,0 +1,276 @@
+"""Training the diffusion transformer (and the word text encoder with it) on cached latents.
+
+One step: pick a bucket (one latent shape, so the batch stacks), draw clips and their given-frame
+masks, drop some captions (classifier-free guidance), noise the rest of each clip to a
+logit-normal time, and regress the velocity on the frames that are not given. AdamW with
+warm-up and cosine decay, gradient clipping, and an exponential moving average of the weights,
+which is what gets exported. A checkpoint holds everything to continue bit-exactly: weights,
+EMA, optimizer, step and random states.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from kinetoscope.data.latent_cache import LatentBucket
+from kinetoscope.data.shapes_latents import ShapesLatentsConfig
+from kinetoscope.diffusion import add_noise, flow_loss, sample_timesteps, shift_for_tokens, velocity_target
+from kinetoscope.text import WordTextEncoder, WordTextEncoderConfig
+from kinetoscope.training import checkpoint
+from kinetoscope.training.frame_masks import FrameMaskConfig, sample_frame_masks
+from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log
+from kinetoscope.transformer import DiffusionTransformer, DiTConfig
+
+def _default_model() -> DiTConfig:
+    # 8 latent channels: the shipped VAE's; 128-wide text: the word encoder's.
+    return DiTConfig(in_channels=8, text_dim=128)
+
+
+@dataclass
+class DiTTrainConfig:
+    """A DiT training run; the defaults are the CPU recipe of the shipped model."""
+
+    model: DiTConfig = field(default_factory=_default_model)
+    text: WordTextEncoderConfig = field(default_factory=WordTextEncoderConfig)
+    data: ShapesLatentsConfig = field(default_factory=ShapesLatentsConfig)
+    masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
+    steps: int = 9000
+    # Tokens per batch, whatever the bucket: 32 clips of 16 x 64 x 64 (80 tokens each).
+    tokens_per_batch: int = 2560
+    lr: float = 5e-4
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 300
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    # Classifier-free guidance needs an unconditional model: this share of captions is emptied.
+    caption_dropout: float = 0.1
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    checkpoint_every: int = 200
+    keep_last: int = 2
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = DiTConfig(**self.model)
+        if isinstance(self.text, dict):
+            self.text = WordTextEncoderConfig(**self.text)
+        if isinstance(self.data, dict):
+            self.data = ShapesLatentsConfig(**self.data)
+        if isinstance(self.masks, dict):
+            self.masks = FrameMaskConfig(**self.masks)
+        for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.caption_dropout < 1 or not 0 <= self.ema_decay < 1 or not self.lr > 0:
+            raise ValueError(
+                f"need 0 <= caption_dropout < 1, 0 <= ema_decay < 1 and lr > 0; got "
+                f"{self.caption_dropout}, {self.ema_decay}, {self.lr}"
+            )
+        if self.model.text_dim != self.text.width:
+            raise ValueError(f"model.text_dim {self.model.text_dim} must equal text.width {self.text.width}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Denoiser(torch.nn.Module):
+    """The trained pair: the transformer and the text encoder it reads."""
+
+    def __init__(self, model: DiTConfig, text: WordTextEncoderConfig) -> None:
+        super().__init__()
+        self.transformer = DiffusionTransformer(model)
+        self.text_encoder = WordTextEncoder(text)
+
+
+def learning_rate(config: DiTTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
+    floor = config.min_lr_ratio
+    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
+    """Patch tokens of one latent clip of ``shape`` ``(c, t, h, w)``."""
+    _, t, h, w = shape
+    return math.ceil(t / patch[0]) * math.ceil(h / patch[1]) * math.ceil(w / patch[2])
+
+
+@dataclass
+class DiTBatch:
+    """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``."""
+
+    latents: torch.Tensor
+    captions: list[str]
+    given: torch.Tensor
+
+
+def draw_batch(
+    config: DiTTrainConfig, buckets: list[LatentBucket], weights: torch.Tensor, generator: torch.Generator
+) -> DiTBatch:
+    """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it."""
+    bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
+    size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
+    index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
+    captions = [bucket.records[i]["text"] for i in index.tolist()]
+    dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
+    captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
+    given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
+    return DiTBatch(bucket.latents[index], captions, given)
+
+
+def diffusion_loss(
+    denoiser: Denoiser, batch: DiTBatch, config: DiTTrainConfig, generator: torch.Generator
+) -> torch.Tensor:
+    """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss."""
+    device = next(denoiser.parameters()).device
+    x0 = batch.latents.to(device)
+    b, _, t, h, w = x0.shape
+    shift = shift_for_tokens(x0[0, 0].numel() // math.prod(config.model.patch_size[1:]))
+    times = sample_timesteps(b, generator, logit_mean=config.logit_mean, logit_std=config.logit_std, shift=shift)
+    given = batch.given.to(device)[:, None, :, None, None]                                       # b 1 t 1 1
+    t_frames = torch.where(given, 0.0, times.to(device)[:, None, None, None, None])              # b 1 t 1 1
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    x_t = add_noise(x0, noise, t_frames)
+    text = denoiser.text_encoder.encode(batch.captions, device)
+    v = denoiser.transformer(x_t, t_frames, text.hidden, text.mask)
+    return flow_loss(v, velocity_target(x0, noise), ~given)
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point parameters (Polyak averaging)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        # Warm-up of the decay (as in TF's ExponentialMovingAverage with num_updates): the
+        # average does not stay anchored to the random initialisation for thousands of steps.
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for key, value in module.state_dict().items():
+            if value.dtype.is_floating_point:
+                self.shadow[key].lerp_(value, 1 - decay)
+            else:
+                self.shadow[key].copy_(value)
+
+
+@dataclass
+class DiTTrainResult:
+    denoiser: Denoiser
+    ema: EMA
+    step: int
+    losses: list[float]
+
+
+def train_dit(
+    config: DiTTrainConfig,
+    buckets: list[LatentBucket],
+    run_dir: str | Path,
+    *,
+    resume: bool = True,
+    stop_at: int | None = None,
+    progress: bool = True,
+) -> DiTTrainResult:
+    """Train (or continue) in ``run_dir`` up to ``config.steps``; ``stop_at`` ends early with a checkpoint.
+
+    ``buckets`` are the cached latents, in the order of ``config.data.buckets`` (their weights
+    pick each step's bucket). Ctrl-C or SIGTERM finishes the step, saves, and raises
+    KeyboardInterrupt.
+    """
+    if len(buckets) != len(config.data.buckets):
+        raise ValueError(f"got {len(buckets)} latent buckets for {len(config.data.buckets)} configured")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    denoiser = Denoiser(config.model, config.text).to(device)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    ema = EMA(denoiser, config.ema_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    weights = torch.tensor([b.weight for b in config.data.buckets], dtype=torch.float64)
+    step = 0
+    path = checkpoint.latest_checkpoint(run_dir) if resume else None
+    if path is not None:
+        state = checkpoint.load_checkpoint(path)
+        if state["config"]["model"] != asdict(config.model) or state["config"]["text"] != asdict(config.text):
+            raise ValueError(f"{run_dir}: holds a run of another model config; use a new run folder")
+        denoiser.load_state_dict(state["model"])
+        ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
+        optimizer.load_state_dict(state["optimizer"])
+        checkpoint.set_rng_state(state["rng"])
+        generator.set_state(state["generator"])
+        step = int(state["step"])
+        trim_log(run_dir, step)
+    end = min(config.steps, stop_at) if stop_at is not None else config.steps
+
+    def save() -> None:
+        state = {
+            "step": step,
+            "model": denoiser.state_dict(),
+            "ema": ema.shadow,
+            "optimizer": optimizer.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "generator": generator.get_state(),
+            "config": config.to_dict(),
+        }
+        checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
+
+    losses: list[float] = []
+    smoothed = None
+    denoiser.train()
+    with (
+        tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
+        open(run_dir / LOG_NAME, "a", buffering=1) as log,
+        StopSignals() as stop,
+    ):
+        while step < end:
+            tic = time.perf_counter()
+            lr = learning_rate(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = draw_batch(config, buckets, weights, generator)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = diffusion_loss(denoiser, batch, config, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
+            optimizer.step()
+            ema.update(denoiser, step)
+            step += 1
+            value = float(loss.detach())
+            losses.append(value)
+            smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
+            seconds = time.perf_counter() - tic
+            tokens = batch.latents.shape[0] * tokens_per_clip(batch.latents.shape[1:], config.model.patch_size)
+            bar.set_postfix(loss=f"{smoothed:.4f}", tok_s=f"{tokens / seconds:.0f}")
+            bar.update(1)
+            record = {"step": step, "lr": lr, "loss": value, "grad_norm": round(grad_norm, 4),
+                      "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
+            log.write(json.dumps(record) + "\n")
+            if step % config.checkpoint_every == 0 or step == end or stop.requested:
+                save()
+            if stop.requested:
+                raise KeyboardInterrupt
+    return DiTTrainResult(denoiser, ema, step, losses)
+
+
+def ema_denoiser(result: DiTTrainResult) -> Denoiser:
+    """A copy of the trained pair holding the EMA weights, in eval mode."""
+    config = result.denoiser
+    copy = Denoiser(config.transformer.config, config.text_encoder.config)
+    copy.load_state_dict(result.ema.shadow)
+    return copy.eval()

@@ -1,0 +1,66 @@
+"""What every training loop here shares: the log file, the device choice, stopping cleanly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LOG_NAME = "log.jsonl"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def trim_log(run_dir: Path, step: int) -> None:
+    """Drop log lines past ``step``: a killed run logged steps its resumption will redo."""
+    log = run_dir / LOG_NAME
+    if not log.exists():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by the kill
+    log.write_text("".join(line + "\n" for line in kept))
+
+
+class StopSignals:
+    """Turns the first SIGINT or SIGTERM into a request to stop at the next step boundary.
+
+    Stopping between steps keeps the saved step count, weights and optimizer in agreement, so
+    the resumed run is exact; a second signal acts at once (the periodic checkpoint remains).
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _request(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._SIGNALS:
+                # A signal the parent chose to ignore (nohup, `cmd &` in a script) stays ignored.
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._previous[sig] = signal.signal(sig, self._request)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,77 @@
+"""`kinetoscope generate`, `train dit` and `eval t2v` through the installed console script."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kinetoscope.io.video import read_video
+
+
+def test_generate_writes_a_video(run_cli, tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    result = run_cli("generate", "a red ball moving left", "-o", out, "--model", tiny_model_dir, "--steps", "2")
+    assert result.returncode == 0, result.stderr
+    frames, fps = read_video(out)
+    assert frames.shape == (16, 64, 64, 3) and fps == 8
+    assert "prompt: A " in result.stderr and "red circle moves" in result.stderr
+
+
+def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
+    out = tmp_path / "image.png"
+    result = run_cli("generate", "a blue box", "-o", out, "--num-frames", "1", "--model", tiny_model_dir,
+                     "--steps", "2", "--width", "112")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    frames, _ = read_video(out)
+    assert frames.shape == (1, 64, 112, 3)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--num-frames", "0"], "--num-frames"),
+        (["--height", "60"], "height"),
+        (["--steps", "0"], "num_inference_steps"),
+        (["-o", "x.avi"], "x.avi"),
+        (["-o", "x.png"], "png"),
+        (["--model", "nowhere"], "nowhere"),
+    ],
+)
+def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):
+    if "-o" not in args:
+        args = [*args, "-o", str(tmp_path / "out.mp4")]
+    if "--model" not in args:
+        args = [*args, "--model", str(tiny_model_dir)]
+    result = run_cli("generate", "a red ball", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_generate_empty_prompt_is_refused(run_cli, tiny_model_dir, tmp_path):
+    result = run_cli("generate", "  ", "-o", tmp_path / "a.mp4", "--model", tiny_model_dir)
+    assert result.returncode == 2 and "PROMPT" in result.stderr
+
+
+def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
+    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    kinds = {row["kind"] for row in report["rows"]}
+    assert kinds == {"canonical", "paraphrase"}
+    assert set(report["summary"]) == {"1", "2"}
+    assert 0.0 <= report["summary"]["1"]["all"]["all_correct"] <= 1.0
+
+
+@pytest.mark.slow
+def test_train_dit_debug_exports_a_model_that_generates(run_cli, tmp_path):
+    result = run_cli("train", "dit", "--preset", "debug", "--run-dir", tmp_path / "run", "--workers", "1",
+                     "--no-progress", "--steps", "6", timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    model = tmp_path / "run" / "final"
+    assert (model / "model_index.json").is_file()
+    out = tmp_path / "clip.gif"
+    result = run_cli("generate", "a green triangle", "-o", out, "--model", model, "--steps", "2")
+    assert result.returncode == 0, result.stderr
+    assert read_video(out)[0].shape == (16, 64, 64, 3)

@@ -1,0 +1,52 @@
+"""The text-to-video suite: its prompts, and the judge on renders that are right and wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kinetoscope.evaluation.t2v import build_suite, paraphrase, run_suite, stated_query
+from kinetoscope.shapes.prompts import parse_prompt
+from kinetoscope.shapes.render import render_clip, sample_scene
+from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
+
+HELD_OUT = ({"color": "purple", "shape": "triangle"},)
+
+
+def test_suite_has_every_group_and_paraphrases_parse_back():
+    suite = build_suite(6, HELD_OUT, seed=0)
+    groups = {(len(s.scene.objects), s.kind) for s in suite}
+    assert groups == {(n, k) for n in (1, 2) for k in ("canonical", "paraphrase", "held-out")}
+    for item in suite:
+        assert parse_prompt(item.prompt) == stated_query(item.scene)
+    held = [s for s in suite if s.kind == "held-out"]
+    assert all(s.scene.objects[0].color == "purple" and s.scene.objects[0].shape == "triangle" for s in held)
+    assert build_suite(6, HELD_OUT, seed=0) == suite
+
+
+def test_paraphrases_are_not_canonical():
+    rng = np.random.default_rng(0)
+    texts = [paraphrase(sample_scene(rng, num_objects=1), rng) for _ in range(20)]
+    assert sum(t is not None for t in texts) >= 15
+    assert not any(t and t.startswith("A ") for t in texts)
+
+
+def _render(items):
+    return [render_clip(i.scene, seed=i.seed).frames for i in items]
+
+
+def _wrong_colour(items):
+    swap = {"red": "blue", "blue": "red", "green": "yellow", "yellow": "green", "orange": "purple", "purple": "orange"}
+    out = []
+    for item in items:
+        objects = tuple(ObjectSpec(**{**o.__dict__, "color": swap[o.color]}) for o in item.scene.objects)
+        out.append(render_clip(SceneSpec(item.scene.background, objects), seed=item.seed).frames)
+    return out
+
+
+def test_true_renders_score_high_and_wrong_colours_score_zero():
+    suite = build_suite(8, HELD_OUT, seed=1)
+    right = run_suite(_render, suite, progress=False)
+    assert right.accuracy(1)["all_correct"] >= 0.95
+    assert right.accuracy(2)["all_correct"] >= 0.8
+    wrong = run_suite(_wrong_colour, suite, progress=False)
+    assert wrong.accuracy(1)["color"] == 0.0 and wrong.accuracy(1)["all_correct"] == 0.0

@@ -1,0 +1,99 @@
+"""Latent shards: round trip, refusal of another VAE's cache, and the Shapes World cache builder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from kinetoscope.data.latent_cache import load_buckets, read_shard, vae_fingerprint, write_shard
+from kinetoscope.data.shapes_latents import (
+    LatentBucketSpec,
+    ShapesLatentsConfig,
+    build_shapes_latents,
+    is_held_out,
+    load_shapes_latents,
+)
+from kinetoscope.errors import KinetoscopeError
+from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
+from kinetoscope.vae.config import tiny
+from kinetoscope.vae.model import CausalVideoVAE
+
+
+@pytest.fixture(scope="module")
+def vae() -> CausalVideoVAE:
+    torch.manual_seed(0)
+    return CausalVideoVAE(tiny()).eval()
+
+
+def test_shard_round_trip(tmp_path):
+    latents = torch.randn(3, 4, 2, 8, 8)
+    records = [{"text": f"clip {i}", "seed": i} for i in range(3)]
+    write_shard(tmp_path / "a.safetensors", latents, records, "abc")
+    shard = read_shard(tmp_path / "a.safetensors")
+    torch.testing.assert_close(shard.latents, latents, atol=2e-3, rtol=1e-3)  # stored as float16
+    assert shard.records == records and shard.vae_id == "abc"
+
+
+def test_damaged_shard_is_named(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 40)
+    with pytest.raises(KinetoscopeError, match="bad.safetensors"):
+        read_shard(tmp_path / "bad.safetensors")
+
+
+def test_buckets_group_by_shape_and_refuse_another_vae(tmp_path):
+    write_shard(tmp_path / "a.safetensors", torch.zeros(2, 4, 2, 8, 8), [{"text": "a"}] * 2, "v1")
+    write_shard(tmp_path / "b.safetensors", torch.zeros(5, 4, 1, 8, 8), [{"text": "b"}] * 5, "v1")
+    buckets = load_buckets(tmp_path, "v1")
+    assert [b.shape for b in buckets] == [(4, 1, 8, 8), (4, 2, 8, 8)]
+    with pytest.raises(KinetoscopeError, match="another VAE"):
+        load_buckets(tmp_path, "v2")
+
+
+def test_fingerprint_changes_with_the_weights(vae):
+    other = CausalVideoVAE(tiny())
+    assert vae_fingerprint(vae) == vae_fingerprint(vae)
+    assert vae_fingerprint(vae) != vae_fingerprint(other)
+
+
+def test_held_out_matches_every_attribute_of_a_combination():
+    combo = ({"color": "purple", "shape": "triangle"},)
+    purple_triangle = ObjectSpec("purple", "triangle", "small", "left", "slowly")
+    purple_circle = ObjectSpec("purple", "circle", "small", "left", "slowly")
+    assert is_held_out(SceneSpec("black", (purple_circle, ObjectSpec("red", "triangle", "small", "up", "slowly"))), combo) is False
+    assert is_held_out(SceneSpec("black", (ObjectSpec("red", "circle", "large", "up", "slowly"), purple_triangle)), combo)
+
+
+def test_build_writes_every_bucket_without_held_out_scenes_and_resumes(tmp_path, vae):
+    config = ShapesLatentsConfig(
+        buckets=(LatentBucketSpec(8, 64, 64, 30, 0.7), LatentBucketSpec(1, 64, 112, 10, 0.3)),
+        held_out=({"color": "red"},),
+        shard_size=16,
+    )
+    build_shapes_latents(config, vae, tmp_path, progress=False)
+    buckets = load_shapes_latents(config, tmp_path, vae_fingerprint(vae))
+    assert [b.shape for b in buckets] == [(4, 3, 8, 8), (4, 1, 8, 14)]
+    assert [len(b.records) for b in buckets] == [30, 10]
+    scenes = [SceneSpec.from_dict(r["scene"]) for b in buckets for r in b.records]
+    assert not any(o.color == "red" for s in scenes for o in s.objects)
+    assert {len(s.objects) for s in scenes} == {1, 2}
+    # A rebuild keeps every shard, and a missing shard is rebuilt identically.
+    kept = (tmp_path / "b0_00000.safetensors").stat().st_mtime_ns
+    first = read_shard(tmp_path / "b0_00001.safetensors")
+    (tmp_path / "b0_00001.safetensors").unlink()
+    build_shapes_latents(config, vae, tmp_path, progress=False)
+    again = read_shard(tmp_path / "b0_00001.safetensors")
+    assert torch.equal(again.latents, first.latents) and again.records == first.records
+    assert (tmp_path / "b0_00000.safetensors").stat().st_mtime_ns == kept
+    # The latents are the VAE's normalised posterior mode of the recorded clip.
+    from kinetoscope.shapes.render import render_clip
+
+    record = buckets[0].records[3]
+    clip = render_clip(SceneSpec.from_dict(record["scene"]), num_frames=8, seed=record["seed"])
+    assert clip.caption == record["text"]
+    x = torch.from_numpy(clip.frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        expected = vae.normalize(vae.encode(x).mode())[0]
+    torch.testing.assert_close(buckets[0].latents[3], expected, atol=2e-2, rtol=1e-2)
+    assert json.dumps(record)  # records stay JSON

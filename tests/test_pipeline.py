@@ -1,0 +1,87 @@
+"""The text-to-video pipeline on tiny random components: shapes, determinism, save/load, inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kinetoscope.errors import KinetoscopeError
+from kinetoscope.pipelines import KinetoscopePipeline
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_pipeline) -> KinetoscopePipeline:
+    return tiny_pipeline
+
+
+def test_output_is_uint8_frames_of_the_asked_size(pipe):
+    out = pipe(["a red ball", "a blue box"], num_frames=7, height=48, width=64)
+    assert len(out.frames) == 2
+    assert out.frames[0].shape == (7, 48, 64, 3) and out.frames[0].dtype == np.uint8
+    image = pipe("a red ball", num_frames=1).frames[0]
+    assert image.shape == (1, 64, 64, 3)
+
+
+def test_prompts_are_upsampled_to_canonical_captions_unless_told_not_to(pipe):
+    out = pipe("a red ball moving left on grey", num_frames=1, seed=3)
+    assert out.prompts[0].startswith("A ") and "red circle" in out.prompts[0] and out.prompts[0].endswith("gray background.")
+    assert pipe("a red ball", num_frames=1, upsample_prompt=False).prompts == ["a red ball"]
+
+
+def test_same_seed_same_video_and_text_changes_it(pipe):
+    a = pipe("a red ball", num_frames=5, seed=1, upsample_prompt=False).frames[0]
+    b = pipe("a red ball", num_frames=5, seed=1, upsample_prompt=False).frames[0]
+    c = pipe("a red ball", num_frames=5, seed=2, upsample_prompt=False).frames[0]
+    d = pipe("a blue square", num_frames=5, seed=1, upsample_prompt=False).frames[0]
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, d)
+
+
+def test_guidance_and_negative_prompt_change_the_result(pipe):
+    kwargs = {"num_frames": 1, "seed": 0, "upsample_prompt": False, "output_type": "latent"}
+    plain = pipe("a red ball", guidance_scale=1.0, **kwargs).frames
+    guided = pipe("a red ball", guidance_scale=5.0, **kwargs).frames
+    negative = pipe("a red ball", guidance_scale=5.0, negative_prompt="a blue box", **kwargs).frames
+    assert (plain - guided).abs().max() > 1e-4 and (guided - negative).abs().max() > 1e-4
+
+
+def test_given_latents_come_back_exactly(pipe):
+    shape = (1, *pipe.vae.latent_shape(9, 64, 64))
+    given = torch.randn(shape)
+    mask = torch.zeros(1, 1, shape[2], 1, 1, dtype=torch.bool)
+    mask[:, :, 0] = True
+    out = pipe("a red ball", num_frames=9, given_latents=given, given_mask=mask, output_type="latent").frames
+    assert torch.equal(out[:, :, 0], given[:, :, 0])
+    assert (out[:, :, 1:] - given[:, :, 1:]).abs().max() > 0.1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_frames": 0}, "num_frames"),
+        ({"height": 60}, "height"),
+        ({"width": 8}, "width"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"guidance_scale": -1.0}, "guidance_scale"),
+        ({"sampler": "ddim"}, "sampler"),
+        ({"output_type": "gif"}, "output_type"),
+    ],
+)
+def test_bad_arguments_name_themselves(pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pipe("a red ball", **kwargs)
+
+
+def test_save_and_load_round_trip(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = KinetoscopePipeline.from_pretrained(tmp_path / "model")
+    assert loaded.defaults == pipe.defaults
+    a = pipe("a red ball", num_frames=5, seed=4).frames[0]
+    b = loaded("a red ball", num_frames=5, seed=4).frames[0]
+    assert np.array_equal(a, b)
+
+
+def test_loading_a_folder_that_is_not_a_model_fails_clearly(tmp_path):
+    with pytest.raises(KinetoscopeError, match="model_index.json"):
+        KinetoscopePipeline.from_pretrained(tmp_path)
