@@ -97,8 +97,14 @@ class KinetoscopePipeline:
 
         ``None`` loads the model shipped with the package.
         """
+        shipped = directory is None
         directory = Path(directory) if directory is not None else default_model_dir()
         index_path = directory / MODEL_INDEX
+        if not index_path.is_file() and shipped:
+            raise KinetoscopeError(
+                "this version ships no text-to-video model yet; train one with "
+                "'kinetoscope train dit --run-dir runs/dit' and pass --model runs/dit/final"
+            )
         if not index_path.is_file():
             raise KinetoscopeError(f"{directory}: not a kinetoscope model folder (no {MODEL_INDEX})")
         try:
