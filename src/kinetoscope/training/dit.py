@@ -26,7 +26,7 @@ from kinetoscope.diffusion import add_noise, flow_loss, sample_timesteps, shift_
 from kinetoscope.text import WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
 from kinetoscope.training.frame_masks import FrameMaskConfig, sample_frame_masks
-from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log
+from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
 
 def _default_model() -> DiTConfig:
@@ -94,12 +94,10 @@ class Denoiser(torch.nn.Module):
 
 
 def learning_rate(config: DiTTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    floor = config.min_lr_ratio
-    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    """The run's learning rate at ``step`` (:func:`~kinetoscope.training.run.warmup_cosine`)."""
+    return warmup_cosine(
+        step, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps, min_lr_ratio=config.min_lr_ratio
+    )
 
 
 def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:

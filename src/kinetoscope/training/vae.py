@@ -10,7 +10,6 @@ states to continue exactly where an uninterrupted run would be.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
-from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log
+from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
@@ -95,12 +94,10 @@ class TrainResult:
 
 
 def learning_rate(config: VAETrainConfig, step: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to ``min_lr_ratio * lr`` at ``steps``."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
-    floor = config.min_lr_ratio
-    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    """The run's learning rate at ``step`` (:func:`~kinetoscope.training.run.warmup_cosine`)."""
+    return warmup_cosine(
+        step, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps, min_lr_ratio=config.min_lr_ratio
+    )
 
 
 def to_model_input(frames: np.ndarray, device: torch.device) -> torch.Tensor:
