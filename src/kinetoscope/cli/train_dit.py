@@ -94,11 +94,7 @@ def run_dit(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        device = resolve_device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, AssertionError) as err:
-        raise KinetoscopeError(f"--device {args.device}: not usable here ({err})") from None
+    device = resolve_device(args.device)
     vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae", device=device)
     cache = args.cache_dir or args.run_dir / "latents"
     build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)

@@ -56,8 +56,11 @@ class LatentShard:
     vae_id: str
 
 
-def read_shard(path: str | Path) -> LatentShard:
-    """Read a shard written by :func:`write_shard`; KinetoscopeError names a damaged file."""
+def read_shard(path: str | Path, vae_id: str | None = None) -> LatentShard:
+    """Read a shard written by :func:`write_shard`; KinetoscopeError names a damaged file.
+
+    ``vae_id`` (from :func:`vae_fingerprint`), when given, must be the shard's.
+    """
     path = Path(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -68,7 +71,10 @@ def read_shard(path: str | Path) -> LatentShard:
         raise KinetoscopeError(f"{path}: not a readable latent shard ({err})") from None
     if metadata.get("format") != FORMAT or len(records) != latents.shape[0]:
         raise KinetoscopeError(f"{path}: not a {FORMAT} shard")
-    return LatentShard(latents, records, metadata.get("vae", ""))
+    found = metadata.get("vae", "")
+    if vae_id is not None and found != vae_id:
+        raise KinetoscopeError(f"{path}: was encoded by another VAE ({found}, expected {vae_id}); use a new cache folder")
+    return LatentShard(latents, records, found)
 
 
 def shard_paths(directory: str | Path) -> list[Path]:
@@ -99,11 +105,7 @@ def load_buckets(directory: str | Path, vae_id: str | None = None) -> list[Laten
     if not paths:
         raise KinetoscopeError(f"{directory}: holds no latent shards (*{SHARD_SUFFIX})")
     for path in paths:
-        shard = read_shard(path)
-        if vae_id is not None and shard.vae_id != vae_id:
-            raise KinetoscopeError(
-                f"{path}: was encoded by another VAE ({shard.vae_id}, expected {vae_id}); rebuild the cache"
-            )
+        shard = read_shard(path, vae_id)
         grouped.setdefault(tuple(shard.latents.shape[1:]), []).append(shard)
     buckets = [
         LatentBucket(torch.cat([s.latents for s in shards]), [r for s in shards for r in s.records])

@@ -137,8 +137,7 @@ def build_shapes_latents(
         for s, start in enumerate(range(0, spec.clips, config.shard_size)):
             path = out_dir / shard_name(b, s)
             if path.exists():
-                if read_shard(path).vae_id != vae_id:
-                    raise KinetoscopeError(f"{path}: was encoded by another VAE; use a new cache folder")
+                read_shard(path, vae_id)  # a kept shard must be readable and from this VAE
                 continue
             todo.append((b, path, start, min(spec.clips, start + config.shard_size)))
     total = sum(stop - start for _, _, start, stop in todo)
@@ -176,9 +175,6 @@ def load_shapes_latents(config: ShapesLatentsConfig, out_dir: str | Path, vae_id
             path = out_dir / shard_name(b, s)
             if not path.exists():
                 raise KinetoscopeError(f"{path}: missing; build the cache first (it resumes where it stopped)")
-            shard = read_shard(path)
-            if vae_id is not None and shard.vae_id != vae_id:
-                raise KinetoscopeError(f"{path}: was encoded by another VAE; use a new cache folder")
-            shards.append(shard)
+            shards.append(read_shard(path, vae_id))
         buckets.append(LatentBucket(torch.cat([s.latents for s in shards]), [r for s in shards for r in s.records]))
     return buckets

@@ -10,6 +10,7 @@ guidance_scale, generator, output_type``); the output has ``.frames``.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
@@ -22,6 +23,7 @@ from einops import rearrange
 from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampling_timesteps, shift_for_tokens
 from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given
 from kinetoscope.errors import KinetoscopeError
+from kinetoscope.patches import patch_grid
 from kinetoscope.text import WordTextEncoder
 from kinetoscope.transformer import DiffusionTransformer
 from kinetoscope.vae.model import CausalVideoVAE
@@ -217,7 +219,7 @@ class KinetoscopePipeline:
             given_latents, given_mask = given_latents.to(device), given_mask.to(device)
             noise = hold_given(noise, given_latents, given_mask)
             denoiser = conditioned_denoiser(denoiser, given_latents, given_mask)
-        tokens = shape[2] * shape[3] * shape[4] // (self.transformer.config.patch_size[1] * self.transformer.config.patch_size[2])
+        tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens), device=device)
         sample = sample_euler if sampler == "euler" else sample_heun
         latents = sample(denoiser, noise, timesteps, progress=progress)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from kinetoscope.data.latent_cache import LatentBucket
 from kinetoscope.data.shapes_latents import ShapesLatentsConfig
 from kinetoscope.diffusion import add_noise, flow_loss, sample_timesteps, shift_for_tokens, velocity_target
+from kinetoscope.patches import patch_grid
 from kinetoscope.text import WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
 from kinetoscope.training.frame_masks import FrameMaskConfig, sample_frame_masks
@@ -102,8 +103,7 @@ def learning_rate(config: DiTTrainConfig, step: int) -> float:
 
 def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
     """Patch tokens of one latent clip of ``shape`` ``(c, t, h, w)``."""
-    _, t, h, w = shape
-    return math.ceil(t / patch[0]) * math.ceil(h / patch[1]) * math.ceil(w / patch[2])
+    return math.prod(patch_grid(tuple(shape[1:]), patch))
 
 
 @dataclass
@@ -136,7 +136,7 @@ def diffusion_loss(
     device = next(denoiser.parameters()).device
     x0 = batch.latents.to(device)
     b, _, t, h, w = x0.shape
-    shift = shift_for_tokens(x0[0, 0].numel() // math.prod(config.model.patch_size[1:]))
+    shift = shift_for_tokens(tokens_per_clip(x0.shape[1:], config.model.patch_size))
     times = sample_timesteps(b, generator, logit_mean=config.logit_mean, logit_std=config.logit_std, shift=shift)
     given = batch.given.to(device)[:, None, :, None, None]                                       # b 1 t 1 1
     t_frames = torch.where(given, 0.0, times.to(device)[:, None, None, None, None])              # b 1 t 1 1

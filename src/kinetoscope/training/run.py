@@ -11,14 +11,24 @@ from typing import Any
 
 import torch
 
+from kinetoscope.errors import KinetoscopeError
+
 LOG_NAME = "log.jsonl"
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch."""
+    """``auto`` is CUDA when present, else the CPU; anything else is passed to torch.
+
+    Raises KinetoscopeError when the device is not usable here (``cuda`` on a CPU machine, a typo).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+        torch.empty(0, device=device)
+    except (RuntimeError, AssertionError) as err:
+        raise KinetoscopeError(f"--device {name}: not usable here ({err})") from None
+    return device
 
 
 def warmup_cosine(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
