@@ -20,7 +20,7 @@ from kinetoscope.data.vae_mix import ClipBucket, VAEMixConfig, heldout_clips  # 
 from kinetoscope.io.video import read_video, write_video  # noqa: E402
 from kinetoscope.training import checkpoint  # noqa: E402
 from kinetoscope.training.losses import LossConfig, gradient_l1, psnr_per_clip, ssim_per_frame, vae_loss  # noqa: E402
-from kinetoscope.training.vae import VAETrainConfig, learning_rate, to_model_input, train_vae  # noqa: E402
+from kinetoscope.training.vae import VAETrainConfig, finalize, learning_rate, to_model_input, train_vae  # noqa: E402
 from kinetoscope.vae.config import tiny  # noqa: E402
 from kinetoscope.vae.model import CausalVideoVAE  # noqa: E402
 
@@ -150,6 +150,37 @@ def test_resuming_with_another_model_config_is_refused(tmp_path: Path) -> None:
     other.model.latent_channels = 8
     with pytest.raises(ValueError, match="another model config"):
         train_vae(other, tmp_path, progress=False)
+
+
+def test_decoder_only_fine_tuning_keeps_the_latents_and_improves_reconstructions(tmp_path: Path) -> None:
+    from kinetoscope.data.latent_cache import vae_fingerprint
+
+    start = train_vae(_config(6), tmp_path / "base", progress=False).model
+    start.set_latent_stats([0.1, -0.2, 0.3, 0.0], [1.5, 2.0, 0.5, 1.0])
+    start.save_pretrained(tmp_path / "start")
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+    before = _eval_loss(start, clips)
+
+    config = _config(25, decoder_only=True)
+    config.model.latents_mean, config.model.latents_std = start.config.latents_mean, start.config.latents_std
+    result = train_vae(config, tmp_path / "decoder", progress=False, init_from=tmp_path / "start")
+    tuned = finalize(result.model, config, tmp_path / "tuned")
+
+    for name, value in start.encoder.state_dict().items():
+        torch.testing.assert_close(tuned.encoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(tuned.decoder.state_dict()[k], v) for k, v in start.decoder.state_dict().items())
+    # Statistics are not re-measured (stats_clips is 4 here): the normalised latents are the same,
+    # so a latent cache made with the starting VAE is still accepted.
+    assert tuned.config.latents_mean == start.config.latents_mean
+    assert vae_fingerprint(CausalVideoVAE.from_pretrained(tmp_path / "tuned")) == vae_fingerprint(start)
+    assert _eval_loss(tuned, clips) < before
+
+
+def test_decoder_only_needs_a_vae_to_start_from(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="init_from"):
+        train_vae(_config(2, decoder_only=True), tmp_path, progress=False)
+    result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", "--run-dir", tmp_path / "run")
+    assert result.returncode == 2 and "--init-from" in result.stderr and result.stderr.count("\n") == 1
 
 
 # ---- train vae CLI ------------------------------------------------------------------------

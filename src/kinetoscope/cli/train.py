@@ -63,6 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--init-from", type=Path, default=None,
         help="start a new run from this exported VAE's weights (same preset), e.g. to train the shipped one further",
     )
+    vae.add_argument(
+        "--decoder-only", action="store_true",
+        help="with --init-from: train only the decoder, the encoder and latent statistics frozen, so latents "
+        "(and a DiT trained on them) stay valid while reconstructions sharpen",
+    )
     vae.add_argument("--shapes-weight", type=float, default=0.5, help="share of Shapes World clips (default: 0.5)")
     vae.add_argument("--photos-weight", type=float, default=0.4, help="share of camera moves over photos (default: 0.4)")
     vae.add_argument("--lavfi-weight", type=float, default=0.1, help="share of lavfi test patterns (default: 0.1)")
@@ -121,6 +126,7 @@ def _config(args: argparse.Namespace):
         checkpoint_every=args.checkpoint_every,
         keep_last=args.keep_last,
         stats_clips=args.stats_clips,
+        decoder_only=args.decoder_only,
         device=args.device,
     )
 
@@ -140,12 +146,20 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError("train vae: needs scikit-image for its photo clips; pip install 'kinetoscope[train]'") from None
     if args.init_from is not None and not (args.init_from / "config.json").is_file():
         raise KinetoscopeError(f"--init-from {args.init_from}: not an exported VAE folder (no config.json)")
+    if args.decoder_only and args.init_from is None:
+        raise KinetoscopeError("--decoder-only: give --init-from, the exported VAE whose decoder to train")
     if args.stats_clips == 1:
         raise KinetoscopeError("--stats-clips: must be 0 (skip) or at least 2")
     try:
         config = _config(args)
     except ValueError as err:
         raise KinetoscopeError(f"train vae: {err}") from None
+    if args.decoder_only:
+        # The run's config carries the frozen latent statistics, so resuming and export keep them.
+        from kinetoscope.vae.model import CausalVideoVAE
+
+        start = CausalVideoVAE.from_pretrained(args.init_from)
+        config.model.latents_mean, config.model.latents_std = start.config.latents_mean, start.config.latents_std
 
     import torch
 

@@ -29,9 +29,13 @@ SHARD_SUFFIX = ".safetensors"
 
 
 def vae_fingerprint(vae: torch.nn.Module) -> str:
-    """A short hash of a VAE's config and weights: equal exactly when latents are interchangeable."""
+    """A short hash of what a VAE's latents depend on: its config (latent statistics included)
+    and its encoder's weights. The decoder is left out on purpose: a decoder fine-tuned later
+    (``train vae --decoder-only``) decodes the same latents better, and a cache made before it
+    stays valid."""
     digest = hashlib.sha256(json.dumps(getattr(vae, "config").__dict__, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(vae.state_dict().items()):
+    encoder = getattr(vae, "encoder", vae)
+    for name, tensor in sorted(encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]

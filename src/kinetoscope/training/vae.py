@@ -53,6 +53,9 @@ class VAETrainConfig:
     keep_last: int = 3
     # Clips encoded at the end for the per-channel latent mean/std (17 x 64 x 64 each).
     stats_clips: int = 256
+    # Train the decoder alone, the encoder frozen (needs ``init_from``): latents stay exactly as
+    # they were, so a DiT and its latent cache stay valid while the decoder gets sharper.
+    decoder_only: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -140,7 +143,7 @@ def _train_step(
     loss, parts = vae_loss(output.sample, x, kl, config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
     optimizer.step()
     return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(output.sample.detach(), x).mean())}
 
@@ -167,7 +170,12 @@ def train_vae(
     device = resolve_device(config.device)
     torch.manual_seed(config.mix.seed)
     model = CausalVideoVAE(config.model).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.decoder_only:
+        if init_from is None and checkpoint.latest_checkpoint(run_dir) is None:
+            raise ValueError("decoder_only fine-tunes an exported VAE: give init_from")
+        model.encoder.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.mix.seed)
     step = _resume(run_dir, config, model, optimizer, generator) if resume else 0
     if step == 0 and init_from is not None:
@@ -254,8 +262,11 @@ def latent_statistics(
 
 
 def finalize(model: CausalVideoVAE, config: VAETrainConfig, export_dir: str | Path | None) -> CausalVideoVAE:
-    """Store the latent statistics in the model's config and, when asked, ``save_pretrained`` it."""
-    if config.stats_clips:
+    """Store the latent statistics in the model's config and, when asked, ``save_pretrained`` it.
+
+    A decoder-only run keeps the statistics it started with: its latents have not changed.
+    """
+    if config.stats_clips and not config.decoder_only:
         mean, std = latent_statistics(model, config.mix, config.stats_clips)
         model.set_latent_stats(mean, std)
     if export_dir is not None:
