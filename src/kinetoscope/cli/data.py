@@ -1,10 +1,12 @@
-"""``kinetoscope data``: data tools, one sub-subcommand each (``data shapes`` renders a Shapes World set)."""
+"""``kinetoscope data``: data tools, one sub-subcommand each (``data shapes`` renders a Shapes World set;
+``curate``, ``merge``, ``filter`` and ``cache-latents`` live in :mod:`kinetoscope.cli.curate`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from kinetoscope.cli import curate
 from kinetoscope.errors import KinetoscopeError
 
 _MAX_WORKERS = 64
@@ -18,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data_commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
     data_commands.required = True
     _register_shapes(data_commands)
+    curate.register(data_commands)
 
 
 def _register_shapes(subparsers: argparse._SubParsersAction) -> None:

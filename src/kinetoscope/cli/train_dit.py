@@ -9,6 +9,7 @@ a checkpoint continues from it. The export is a complete model folder (``model_i
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 PRESETS = ("shapes", "debug")
@@ -30,6 +31,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 5e-4)")
     dit.add_argument("--vae", type=Path, default=None, help="VAE folder whose latents to train on (default: the shipped VAE)")
     dit.add_argument("--cache-dir", type=Path, default=None, help="latent cache folder (default: RUN_DIR/latents)")
+    dit.add_argument("--data", type=Path, default=None, metavar="CACHE",
+                     help="train on a cache from 'data cache-latents' (curated video) instead of Shapes World")  # fmt: skip
     dit.add_argument("--export", type=Path, default=None, help="model folder written at the end (default: RUN_DIR/final)")
     dit.add_argument("--workers", type=int, default=2, help="processes rendering clips for the cache (default: 2)")
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
@@ -40,15 +43,16 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.set_defaults(func=run_dit)
 
 
-def build_config(args: argparse.Namespace):
-    """The run's :class:`DiTTrainConfig` from the preset and the flags."""
+def build_config(args: argparse.Namespace, captions: Sequence[str] = ()):
+    """The run's :class:`DiTTrainConfig` from the preset and the flags; ``captions`` (of a
+    curated cache) add their words to the word encoder's vocabulary."""
     from kinetoscope.data.shapes_latents import LatentBucketSpec, ShapesLatentsConfig
     from kinetoscope.shapes.vocabulary import caption_language
     from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
     from kinetoscope.training.dit import DiTTrainConfig
     from kinetoscope.transformer import DiTConfig
 
-    vocab = WordTokenizer.from_words(caption_language()).vocab
+    vocab = WordTokenizer.from_words([*caption_language(), *captions]).vocab
     overrides = {
         k: v
         for k, v in (("steps", args.steps), ("tokens_per_batch", args.tokens_per_batch), ("lr", args.lr))
@@ -78,6 +82,8 @@ def run_dit(args: argparse.Namespace) -> int:
             raise KinetoscopeError(f"--{name.replace('_', '-')} {path}: exists and is not a folder")
     if args.workers < 1 or args.threads < 0:
         raise KinetoscopeError(f"--workers must be at least 1 and --threads 0 or more, got {args.workers}, {args.threads}")
+    if args.data is not None and (args.cache_dir is not None or not args.data.is_dir()):
+        raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
     try:
         config = build_config(args)
     except ValueError as err:
@@ -85,7 +91,7 @@ def run_dit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from kinetoscope.data.latent_cache import vae_fingerprint
+    from kinetoscope.data.latent_cache import load_buckets, vae_fingerprint
     from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults, default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
@@ -96,11 +102,18 @@ def run_dit(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae", device=device)
-    cache = args.cache_dir or args.run_dir / "latents"
-    build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
-    buckets = load_shapes_latents(config.data, cache, vae_fingerprint(vae))
+    weights = None
+    if args.data is not None:
+        # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
+        buckets = load_buckets(args.data, vae_fingerprint(vae))
+        weights = [float(b.latents.shape[0]) for b in buckets]
+        config = build_config(args, [r.get("text", "") for b in buckets for r in b.records])
+    else:
+        cache = args.cache_dir or args.run_dir / "latents"
+        build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
+        buckets = load_shapes_latents(config.data, cache, vae_fingerprint(vae))
     try:
-        result = train_dit(config, buckets, args.run_dir, progress=not args.no_progress)
+        result = train_dit(config, buckets, args.run_dir, progress=not args.no_progress, weights=weights)
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
     last = f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}" if result.losses else "n/a (already trained)"

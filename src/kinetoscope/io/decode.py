@@ -7,6 +7,7 @@ header's (where it has one) is also what exposes a truncated mp4 whose index sur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -75,8 +76,9 @@ def _snap(measured: float, nominal: Fraction | None) -> float:
     return round(measured, 3)
 
 
-def _fps(times: list[float], last_duration: float, nominal: Fraction | None) -> float:
-    """Frames per second from presentation times (the rate between first and last frame)."""
+def rate_from_times(times: list[float], last_duration: float, nominal: Fraction | None) -> float:
+    """Frames per second from presentation times (the rate between first and last frame), snapped
+    to ``nominal`` or a round rate when within rounding of it."""
     span = max(times) - min(times)
     if len(times) >= 2 and span > 0:
         return _snap((len(times) - 1) / span, nominal)
@@ -85,8 +87,17 @@ def _fps(times: list[float], last_duration: float, nominal: Fraction | None) -> 
     return float(nominal) if nominal else _FALLBACK_FPS
 
 
-def decode_video(path: str | Path, *, max_frames: int | None = None, to_rgb: bool = False) -> DecodedVideo:
+def decode_video(
+    path: str | Path,
+    *,
+    max_frames: int | None = None,
+    to_rgb: bool = False,
+    on_frame: Callable[[av.VideoFrame], None] | None = None,
+) -> DecodedVideo:
     """Decode the first video stream of ``path``: its VideoInfo and (``to_rgb``) its frames.
+
+    ``on_frame`` sees every decoded frame in order, so a caller can analyse a file in the same
+    pass that probes it instead of decoding it twice.
 
     Raises KinetoscopeError naming the file when it is missing, unreadable, not a video,
     corrupt, truncated or without frames.
@@ -103,9 +114,12 @@ def decode_video(path: str | Path, *, max_frames: int | None = None, to_rgb: boo
     with container:
         if not container.streams.video:
             raise KinetoscopeError(f"{path}: has no video stream")
+        if container.streams.video[0].codec_context is None:
+            # FFmpeg demuxed the stream but has no decoder for its codec.
+            raise KinetoscopeError(f"{path}: unsupported video codec, this FFmpeg build has no decoder for it")
         if container.format.name == "gif":
             _check_gif_trailer(path)
-        decoded = _decode_stream(container, path, max_frames, to_rgb)
+        decoded = _decode_stream(container, path, max_frames, to_rgb, on_frame)
     return decoded
 
 
@@ -135,7 +149,11 @@ class _Tally:
 
 
 def _decode_stream(
-    container: av.container.InputContainer, path: Path, max_frames: int | None, to_rgb: bool
+    container: av.container.InputContainer,
+    path: Path,
+    max_frames: int | None,
+    to_rgb: bool,
+    on_frame: Callable[[av.VideoFrame], None] | None,
 ) -> DecodedVideo:
     """Run the decode loop and check its outcome against the header."""
     stream = container.streams.video[0]
@@ -145,6 +163,8 @@ def _decode_stream(
     try:
         for frame in container.decode(stream):
             tally.add(frame, to_rgb)
+            if on_frame is not None:
+                on_frame(frame)
             if max_frames is not None and tally.count >= max_frames:
                 break
     except av.error.FFmpegError as err:
@@ -159,7 +179,7 @@ def _decode_stream(
             f"{path}: truncated, its header lists {header_frames} frames but only {tally.count} decode"
         )
     if len(tally.times) == tally.count:
-        fps = _fps(tally.times, tally.last_duration, nominal)
+        fps = rate_from_times(tally.times, tally.last_duration, nominal)
     else:
         fps = float(nominal) if nominal else _FALLBACK_FPS
     info = VideoInfo(

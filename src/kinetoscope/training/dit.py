@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,15 +183,20 @@ def train_dit(
     resume: bool = True,
     stop_at: int | None = None,
     progress: bool = True,
+    weights: Sequence[float] | None = None,
 ) -> DiTTrainResult:
     """Train (or continue) in ``run_dir`` up to ``config.steps``; ``stop_at`` ends early with a checkpoint.
 
     ``buckets`` are the cached latents, in the order of ``config.data.buckets`` (their weights
-    pick each step's bucket). Ctrl-C or SIGTERM finishes the step, saves, and raises
-    KeyboardInterrupt.
+    pick each step's bucket), or any buckets (a curated cache) with their own ``weights``.
+    Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
     """
-    if len(buckets) != len(config.data.buckets):
-        raise ValueError(f"got {len(buckets)} latent buckets for {len(config.data.buckets)} configured")
+    if weights is None:
+        if len(buckets) != len(config.data.buckets):
+            raise ValueError(f"got {len(buckets)} latent buckets for {len(config.data.buckets)} configured")
+        weights = [b.weight for b in config.data.buckets]
+    elif len(weights) != len(buckets) or min(weights) < 0 or sum(weights) <= 0:
+        raise ValueError(f"need one non-negative weight per bucket, not all zero; got {list(weights)} for {len(buckets)}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
@@ -199,7 +205,7 @@ def train_dit(
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(denoiser, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    weights = torch.tensor([b.weight for b in config.data.buckets], dtype=torch.float64)
+    bucket_weights = torch.tensor(list(weights), dtype=torch.float64)
     step = 0
     path = checkpoint.latest_checkpoint(run_dir) if resume else None
     if path is not None:
@@ -240,7 +246,7 @@ def train_dit(
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = draw_batch(config, buckets, weights, generator)
+            batch = draw_batch(config, buckets, bucket_weights, generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 loss = diffusion_loss(denoiser, batch, config, generator)
             optimizer.zero_grad(set_to_none=True)
