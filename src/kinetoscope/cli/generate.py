@@ -1,4 +1,10 @@
-"""``kinetoscope generate PROMPT -o OUT``: a video (or, with ``--num-frames 1``, an image) from text."""
+"""``kinetoscope generate PROMPT -o OUT``: a video (or, with ``--num-frames 1``, an image) from text,
+or with ``--image IMG`` from an image that becomes frame ``--image-frame``.
+
+Also home of the options every generating command shares (``--model --steps --guidance --seed
+--negative-prompt --sampler --no-upsample --threads``): ``extend``, ``connect`` and ``edit`` add
+them with :func:`add_sampling_arguments` and load the model with :func:`load_pipeline`.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,8 @@ import time
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``generate`` subcommand."""
-    parser = subparsers.add_parser(
-        "generate",
-        help="generate a video or image from a text prompt",
-        description="Generate a video from a prompt with the shipped model (or --model DIR). The prompt is "
-        "upsampled to a detailed Shapes World caption first (--no-upsample to pass it as written); attributes "
-        "it leaves open are drawn from --seed. OUT's suffix picks the format: .mp4, .gif, or .png for one frame.",
-    )
-    parser.add_argument("prompt", help="what to show, e.g. 'a big red ball moving left on grey'")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .gif, or .png with --num-frames 1)")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames to generate (default: 16; 1 gives an image)")
-    parser.add_argument("--height", type=int, default=None, help="frame height, a multiple of 8 (default: 64)")
-    parser.add_argument("--width", type=int, default=None, help="frame width, a multiple of 8 (default: 64)")
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and sampling options of every generating command."""
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 24)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
@@ -30,53 +24,121 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+
+
+def check_sampling_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad prompt, model folder or thread count before anything loads."""
+    from kinetoscope.errors import KinetoscopeError
+
+    if not args.prompt.strip():
+        raise KinetoscopeError("PROMPT: is empty; say what to show, e.g. 'a red ball moving left'")
+    if args.model is not None and not args.model.is_dir():
+        raise KinetoscopeError(f"--model {args.model}: not a folder")
+    if args.threads < 0:
+        raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The model of ``--model`` (or the shipped one), with ``--threads`` applied."""
+    import torch
+
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return KinetoscopePipeline.from_pretrained(args.model)
+
+
+def sampling_kwargs(args: argparse.Namespace) -> dict:
+    """The pipeline arguments the shared options set."""
+    return {
+        "negative_prompt": args.negative_prompt,
+        "num_inference_steps": args.steps,
+        "guidance_scale": args.guidance,
+        "seed": args.seed,
+        "sampler": args.sampler,
+        "upsample_prompt": False if args.no_upsample else None,
+    }
+
+
+def report(args: argparse.Namespace, frames, prompt: str, started: float, note: str = "") -> None:
+    """The caption on stderr and one line about what was written on stdout."""
+    t, h, w = frames.shape[:3]
+    sys.stderr.write(f"prompt: {prompt}\n")
+    print(f"wrote {args.output}: {t} frame{'s' if t != 1 else ''} of {w}x{h}{note} in {time.perf_counter() - started:.1f} s")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``generate`` subcommand."""
+    parser = subparsers.add_parser(
+        "generate",
+        help="generate a video or image from a text prompt (and an image)",
+        description="Generate a video from a prompt with the shipped model (or --model DIR). The prompt is "
+        "upsampled to a detailed Shapes World caption first (--no-upsample to pass it as written); attributes "
+        "it leaves open are read from --image where it shows them and drawn from --seed otherwise. With "
+        "--image, the image is frame --image-frame of the video, exactly as given, and sets its size. OUT's "
+        "suffix picks the format: .mp4, .gif, or .png for one frame.",
+    )
+    parser.add_argument("prompt", help="what to show, e.g. 'a big red ball moving left on grey'")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .gif, or .png with --num-frames 1)")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames to generate (default: 16; 1 gives an image)")
+    parser.add_argument("--height", type=int, default=None, help="frame height, a multiple of 8 (default: 64, or the image's)")
+    parser.add_argument("--width", type=int, default=None, help="frame width, a multiple of 8 (default: 64, or the image's)")
+    parser.add_argument("--image", type=Path, default=None, metavar="IMG", help="an image to animate (png, jpeg, ...)")
+    parser.add_argument(
+        "--image-frame", type=int, default=0, metavar="K", help="which frame the image is: 0 the first (default), -1 the last"
+    )
+    add_sampling_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate and write; bad input raises KinetoscopeError (exit 2) before any model loads."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import check_writable
+    from kinetoscope.io.video import check_writable, read_video
 
     started = time.perf_counter()
     num_frames = 16 if args.num_frames is None else args.num_frames
     if num_frames < 1:
         raise KinetoscopeError(f"--num-frames: must be at least 1, got {num_frames}")
-    if not args.prompt.strip():
-        raise KinetoscopeError("PROMPT: is empty; say what to show, e.g. 'a red ball moving left'")
+    check_sampling_arguments(args)
     check_writable(args.output, num_frames)
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
-
-    import torch
+    image = None
+    if args.image is None and args.image_frame != 0:
+        raise KinetoscopeError("--image-frame: needs --image")
+    if args.image is not None:
+        if not -num_frames <= args.image_frame < num_frames:
+            raise KinetoscopeError(
+                f"--image-frame: must be in {-num_frames}..{num_frames - 1} for {num_frames} frames, got {args.image_frame}"
+            )
+        frames, _ = read_video(args.image, max_frames=2)
+        if len(frames) != 1:
+            raise KinetoscopeError(f"--image {args.image}: is a video; pass one image (png, jpeg, ...)")
+        image = frames[0]
+        h, w = image.shape[:2]
+        for name, asked, actual in (("--height", args.height, h), ("--width", args.width, w)):
+            if asked is not None and asked != actual:
+                raise KinetoscopeError(
+                    f"--image {args.image}: is {w}x{h} but {name} asks for {asked}; the video takes the image's size"
+                )
 
     from kinetoscope.io.video import write_video
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+    from kinetoscope.pipelines import KinetoscopeImageToVideoPipeline
     from kinetoscope.shapes.spec import FPS
 
-    if args.threads < 0:
-        raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args)
+    kwargs = sampling_kwargs(args)
     try:
-        out = pipe(
-            args.prompt,
-            negative_prompt=args.negative_prompt,
-            num_frames=num_frames,
-            height=args.height,
-            width=args.width,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            seed=args.seed,
-            sampler=args.sampler,
-            upsample_prompt=False if args.no_upsample else None,
-        )
+        if image is None:
+            out = pipe(args.prompt, num_frames=num_frames, height=args.height, width=args.width, **kwargs)
+        else:
+            out = KinetoscopeImageToVideoPipeline(pipe)(
+                args.prompt, image=image, image_frame=args.image_frame, num_frames=num_frames, **kwargs
+            )
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
     frames = out.frames[0]
     write_video(args.output, frames, float(FPS))
-    t, h, w = frames.shape[:3]
-    sys.stderr.write(f"prompt: {out.prompts[0]}\n")
-    print(f"wrote {args.output}: {t} frame{'s' if t != 1 else ''} of {w}x{h} in {time.perf_counter() - started:.1f} s")
+    note = f", the image at frame {args.image_frame % num_frames}" if image is not None else ""
+    report(args, frames, out.prompts[0], started, note)
     return 0

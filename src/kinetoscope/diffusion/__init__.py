@@ -4,7 +4,7 @@ Sees only a denoiser callable ``(x, t) -> velocity``, never a model class; the c
 (t = 0 data, t = 1 noise, velocity ``noise - x0``) is written once, in ``flow``.
 """
 
-from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given
+from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given, sample_with_given, split_timesteps
 from kinetoscope.diffusion.flow import (
     Denoiser,
     add_noise,
@@ -40,8 +40,10 @@ __all__ = [
     "sample_euler",
     "sample_heun",
     "sample_timesteps",
+    "sample_with_given",
     "sampling_timesteps",
     "shift_for_tokens",
+    "split_timesteps",
     "timestep_shift",
     "velocity_target",
 ]

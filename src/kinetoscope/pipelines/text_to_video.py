@@ -21,7 +21,7 @@ import torch
 from einops import rearrange
 
 from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampling_timesteps, shift_for_tokens
-from kinetoscope.diffusion.conditioning import conditioned_denoiser, hold_given
+from kinetoscope.diffusion.conditioning import sample_with_given
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.patches import patch_grid
 from kinetoscope.text import WordTextEncoder
@@ -51,11 +51,15 @@ class SamplingDefaults:
     upsample_prompts: bool = True
     # Settings the training run recorded: held-out attribute combinations, for the evaluation.
     held_out: tuple[dict, ...] = field(default_factory=tuple)
+    # SDEdit strength of `kinetoscope edit`: the noise level the input is taken to (0 keeps it, 1 ignores it).
+    edit_strength: float = 0.7
 
     def __post_init__(self) -> None:
         self.held_out = tuple(dict(h) for h in self.held_out)  # JSON gives lists
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0 < self.edit_strength <= 1:
+            raise ValueError(f"edit_strength must be in (0, 1], got {self.edit_strength}")
 
 
 @dataclass
@@ -175,6 +179,8 @@ class KinetoscopePipeline:
         upsample_prompt: bool | None = None,
         given_latents: torch.Tensor | None = None,
         given_mask: torch.Tensor | None = None,
+        release_mask: torch.Tensor | None = None,
+        strength: float = 1.0,
         output_type: str = "np",
         progress: bool = False,
     ) -> VideoPipelineOutput:
@@ -183,6 +189,9 @@ class KinetoscopePipeline:
         ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
+        ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
+        are released at ``t = strength``: noised to it and sampled from there (SDEdit when it
+        covers every frame; see :func:`~kinetoscope.diffusion.conditioning.sample_with_given`).
         """
         d = self.defaults
         num_frames = d.num_frames if num_frames is None else num_frames
@@ -194,6 +203,12 @@ class KinetoscopePipeline:
         self.check_inputs(num_frames, height, width, steps, scale, sampler)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
+        if not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1], got {strength}")
+        if given_latents is None and (given_mask is not None or release_mask is not None):
+            raise ValueError("given_mask and release_mask need given_latents")
+        if given_latents is not None and given_mask is None and release_mask is None:
+            raise ValueError("given_latents needs given_mask or release_mask")
         prompts = self.prepare_prompts(prompt, upsample, seed)
         negatives = [""] * len(prompts) if negative_prompt is None else (
             [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else list(negative_prompt)
@@ -213,16 +228,16 @@ class KinetoscopePipeline:
             {"text": uncond.hidden, "text_mask": uncond.mask},
             scale,
         )
-        if given_latents is not None:
-            if given_mask is None:
-                raise ValueError("given_latents needs given_mask")
-            given_latents, given_mask = given_latents.to(device), given_mask.to(device)
-            noise = hold_given(noise, given_latents, given_mask)
-            denoiser = conditioned_denoiser(denoiser, given_latents, given_mask)
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens), device=device)
         sample = sample_euler if sampler == "euler" else sample_heun
-        latents = sample(denoiser, noise, timesteps, progress=progress)
+        if given_latents is None:
+            latents = sample(denoiser, noise, timesteps, progress=progress)
+        else:
+            masks = [m if m is None else m.to(device) for m in (given_mask, release_mask)]
+            latents = sample_with_given(
+                sample, denoiser, noise, timesteps, given_latents.to(device), *masks, strength=strength, progress=progress
+            )
         if output_type == "latent":
             return VideoPipelineOutput(latents, prompts)
         video = self.decode(latents, num_frames, height, width)

@@ -298,14 +298,21 @@ def complete_query(query: PromptQuery, rng: np.random.Generator) -> SceneSpec:
     return _complete(query, (), rng)
 
 
-def upsample_prompt(text: str, *, seed: int = 0) -> str:
+def upsample_prompt(text: str, *, seed: int = 0, frames: np.ndarray | None = None) -> str:
     """The canonical caption of ``complete_query(parse_prompt(text))``, deterministic per seed.
 
     The user's unknown words follow the canonical sentence, in order, so that the text encoder
     still sees them; with every word understood the result is exactly a canonical caption.
+    Given ``frames`` (uint8 ``"t h w c"``: an image or video the output must agree with), what
+    the prompt leaves open is read from them first (:mod:`kinetoscope.shapes.grounding`).
     """
     import numpy as np
 
     parsed = _parse(text)
-    caption = canonical_caption(_complete(parsed.query, parsed.moving, np.random.default_rng(seed)))
+    query = parsed.query
+    if frames is not None:
+        from kinetoscope.shapes.grounding import ground_prompt
+
+        query = ground_prompt(query, frames)
+    caption = canonical_caption(_complete(query, parsed.moving, np.random.default_rng(seed)))
     return " ".join((caption, *parsed.query.unknown_words))
