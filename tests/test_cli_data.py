@@ -78,7 +78,7 @@ def test_data_needs_a_data_command(run_cli) -> None:
 
 def test_demo_writes_clips_metadata_and_a_contact_sheet(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = run_cli("demo", "--out", out)
+    result = run_cli("demo", "--out", out, "--reference")
     assert result.returncode == 0, result.stderr
     assert str(out / "contact_sheet.png") in result.stdout
     rows = read_metadata(out / "metadata.csv")
@@ -136,3 +136,27 @@ def test_sample_times_span_the_clip() -> None:
     assert sample_times(16, 6) == [0, 3, 6, 9, 12, 15]
     assert sample_times(4, 6) == [0, 1, 2, 3]
     assert sample_times(1, 6) == [0]
+
+
+def test_demo_with_a_model_generates_judges_and_lays_out_a_sheet(run_cli, tiny_model_dir: Path, tmp_path: Path) -> None:
+    import csv
+
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", out, "--model", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    with open(out / "prompts.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6 and f"{len(rows)} videos generated" in result.stdout
+    for row in rows:
+        # The caption is the upsampled prompt: canonical, naming a background the terse prompt may not.
+        assert row["caption"].endswith("background.") and row["analyzer_all_correct"] in ("True", "False")
+        frames, _ = read_video(out / row["path"])
+        assert frames.shape == (16, 64, 64, 3)
+    sheet = read_image(out / "contact_sheet.png")
+    assert sheet.shape[0] > 6 * 128
+
+
+def test_demo_refuses_a_folder_that_is_not_a_model(run_cli, tmp_path: Path) -> None:
+    result = run_cli("demo", "--out", tmp_path / "o", "--model", tmp_path)
+    assert result.returncode == 2 and "not a kinetoscope model folder" in result.stderr
+    assert not (tmp_path / "o").exists()

@@ -1,15 +1,28 @@
 """``kinetoscope demo``: the README's main job.
 
-Until a trained model ships, it renders a small Shapes World sample set that shows what the
-model is trained on and judged against (square, 16:9 and 9:16 canvases; one and two objects;
-a still object), with ``metadata.csv`` and a contact sheet to look at.
+With a text-to-video model (the shipped one, or ``--model DIR``) it generates a few videos from
+terse prompts, judges each with the Shapes World analyzer against its upsampled caption, and
+writes the videos, ``prompts.csv`` and a contact sheet. Without one it renders a small Shapes
+World sample set that shows what the model is trained on and judged against (square, 16:9 and
+9:16 canvases; one and two objects; a still object), with ``metadata.csv`` and a contact sheet.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from pathlib import Path
+
+# Terse prompts, as people write them: the upsampler fills in what they leave open.
+_PROMPTS = (
+    "a red ball rolling right",
+    "small blue box going up fast on white",
+    "a green triangle sitting still on grey",
+    "yellow circle heading down-left quickly",
+    "a big purple square moving slowly to the left on black",
+    "an orange dot and a blue triangle",
+)
 
 # (seed, height, width, frames, background, objects as (colour, shape, size, direction, speed)).
 # Seeds place the objects so that each moves its named way for at least the first 15 frames
@@ -34,17 +47,81 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
     parser = subparsers.add_parser(
         "demo",
-        help="the main job: render a Shapes World sample set and a contact sheet",
-        description="Until a trained model ships, render a small Shapes World sample set (square, 16:9 and "
-        "9:16 canvases; one and two objects; a still object) into DIR with metadata.csv and contact_sheet.png.",
+        help="the main job: generate videos from prompts and a contact sheet",
+        description="Generate a few videos from terse prompts with the shipped model (or --model), judge each "
+        "with the Shapes World analyzer, and write DIR/videos/, prompts.csv and contact_sheet.png. Without a "
+        "model (or with --reference) render a small Shapes World sample set (square, 16:9 and 9:16 canvases; one "
+        "and two objects; a still object) into DIR with metadata.csv and contact_sheet.png.",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("out/demo"), metavar="DIR", help="folder to write into (default: out/demo)"
+    )
+    parser.add_argument(
+        "--model", type=Path, default=None, metavar="DIR",
+        help="text-to-video model folder (default: the shipped one; without any, render the Shapes World)",
+    )
+    parser.add_argument(
+        "--reference", action="store_true", help="render the Shapes World reference set even when a model is there"
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Generate from prompts when a model is there, else render the Shapes World samples."""
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.pipelines.text_to_video import MODEL_INDEX, default_model_dir
+
+    if args.out.exists() and not args.out.is_dir():
+        raise KinetoscopeError(f"--out: {args.out} exists and is not a folder")
+    if args.model is not None and not (args.model / MODEL_INDEX).is_file():
+        raise KinetoscopeError(f"--model {args.model}: not a kinetoscope model folder (no {MODEL_INDEX})")
+    if not args.reference and (args.model is not None or (default_model_dir() / MODEL_INDEX).is_file()):
+        return _generate(args)
+    return _render(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """Generate one video per prompt, judge it, write videos, prompts.csv and contact_sheet.png."""
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.io.atomic import atomic_output
+    from kinetoscope.io.contact_sheet import contact_sheet
+    from kinetoscope.io.video import write_video
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+    from kinetoscope.shapes.analyzer import analyze_clip
+    from kinetoscope.shapes.prompts import parse_prompt
+
+    start = time.perf_counter()
+    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    fps = 8  # the Shapes World's frame rate
+    videos, rows = [], []
+    try:
+        for index, prompt in enumerate(_PROMPTS):
+            out = pipe(prompt, seed=index)
+            frames, caption = out.frames[0], out.prompts[0]
+            verdict = analyze_clip(frames, parse_prompt(caption))
+            path = write_video(args.out / "videos" / f"{index:02d}.mp4", frames, fps)
+            rows.append({"path": str(path.relative_to(args.out)), "prompt": prompt, "caption": caption,
+                         "analyzer_all_correct": verdict.all_correct})  # fmt: skip
+            videos.append(frames)
+            mark = "ok" if verdict.all_correct else "not all correct"
+            print(f"  {index + 1}. {prompt!r} -> {caption!r} [{mark}]")
+        with atomic_output(args.out / "prompts.csv") as temporary, open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        labels = [f"{i + 1}. {r['prompt']} -> {r['caption']}" for i, r in enumerate(rows)]
+        sheet_path = write_video(args.out / "contact_sheet.png", contact_sheet(videos, labels), fps)
+    except OSError as err:
+        raise KinetoscopeError(f"--out: cannot write to {args.out} ({err.strerror or err})") from None
+    correct = sum(r["analyzer_all_correct"] for r in rows)
+    print(f"kinetoscope demo: {len(rows)} videos generated, {correct} judged all-correct by the analyzer")
+    for what, where in (("videos", f"{args.out / 'videos'}/"), ("prompts", args.out / "prompts.csv"), ("contact sheet", sheet_path)):
+        print(f"  {what + ':':<15} {where}")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
     """Render the samples, write clips, metadata.csv and contact_sheet.png, and say where they went."""
     from kinetoscope.errors import KinetoscopeError
     from kinetoscope.io.contact_sheet import contact_sheet
@@ -53,8 +130,6 @@ def run(args: argparse.Namespace) -> int:
     from kinetoscope.shapes.render import render_clip
     from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
 
-    if args.out.exists() and not args.out.is_dir():
-        raise KinetoscopeError(f"--out: {args.out} exists and is not a folder")
     start = time.perf_counter()
     clips, rows = [], []
     try:
