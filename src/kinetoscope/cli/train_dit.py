@@ -1,5 +1,8 @@
 """``kinetoscope train dit``: cache Shapes World latents once, train the DiT + text encoder, export a pipeline.
 
+The text encoder is the word encoder, trained with the DiT, or with ``--text-encoder DIR`` a
+frozen pretrained one (T5, CLIP, a sentence-transformer's BERT) from a local transformers folder.
+
 The cache and the run both resume: shards already encoded are kept, and a run folder holding
 a checkpoint continues from it. The export is a complete model folder (``model_index.json``,
 ``vae/``, ``transformer/``, ``text_encoder/``) that ``generate --model`` and
@@ -21,8 +24,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
         "dit",
         help="train the diffusion transformer and its text encoder on cached Shapes World latents",
         description="Render Shapes World clips and encode them once through the VAE (cached, resumable), then "
-        "train the diffusion transformer and the word text encoder with given-frame masks and caption "
-        "dropout, and export the EMA weights as a model folder.",
+        "train the diffusion transformer and the word text encoder (or read a frozen pretrained one, "
+        "--text-encoder) with given-frame masks and caption dropout, and export the EMA weights as a model folder.",
     )
     dit.add_argument("--run-dir", type=Path, default=Path("runs/dit"), help="checkpoints and log.jsonl (default: runs/dit)")
     dit.add_argument("--preset", choices=PRESETS, default="shapes", help="model and data size (default: shapes, the shipped model; debug: a smoke test)")
@@ -33,6 +36,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--cache-dir", type=Path, default=None, help="latent cache folder (default: RUN_DIR/latents)")
     dit.add_argument("--data", type=Path, default=None, metavar="CACHE",
                      help="train on a cache from 'data cache-latents' (curated video) instead of Shapes World")  # fmt: skip
+    dit.add_argument("--text-encoder", type=Path, default=None, metavar="DIR",
+                     help="a local transformers folder (T5, CLIP, BERT) read frozen, each caption encoded once "
+                     "(default: the word encoder, trained with the DiT)")  # fmt: skip
     dit.add_argument("--export", type=Path, default=None, help="model folder written at the end (default: RUN_DIR/final)")
     dit.add_argument("--workers", type=int, default=2, help="processes rendering clips for the cache (default: 2)")
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
@@ -43,9 +49,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.set_defaults(func=run_dit)
 
 
-def build_config(args: argparse.Namespace, captions: Sequence[str] = ()):
+def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_dim: int | None = None):
     """The run's :class:`DiTTrainConfig` from the preset and the flags; ``captions`` (of a
-    curated cache) add their words to the word encoder's vocabulary."""
+    curated cache) add their words to the word encoder's vocabulary; ``text_dim`` is the hidden
+    size of ``--text-encoder``."""
     from kinetoscope.data.shapes_latents import LatentBucketSpec, ShapesLatentsConfig
     from kinetoscope.shapes.vocabulary import caption_language
     from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
@@ -59,16 +66,21 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = ()):
         if v is not None
     }
     common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device}
+    if args.text_encoder is not None:
+        # Absolute, so that the run resumes whichever folder the command is started in.
+        common["text_encoder"] = str(args.text_encoder.resolve())
     if args.preset == "debug":
         data = ShapesLatentsConfig(
             buckets=(LatentBucketSpec(16, 64, 64, 48, 0.8), LatentBucketSpec(1, 64, 64, 16, 0.2)), shard_size=32
         )
         return DiTTrainConfig(
-            model=DiTConfig(in_channels=8, text_dim=32, width=64, depth=2, heads=2),
+            model=DiTConfig(in_channels=8, text_dim=text_dim or 32, width=64, depth=2, heads=2),
             text=WordTextEncoderConfig(vocab=vocab, width=32, depth=1, heads=2),
             data=data,
             **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
         )
+    if text_dim is not None:
+        common["model"] = DiTConfig(in_channels=8, text_dim=text_dim)
     return DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), **(overrides | common))
 
 
@@ -84,8 +96,16 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--workers must be at least 1 and --threads 0 or more, got {args.workers}, {args.threads}")
     if args.data is not None and (args.cache_dir is not None or not args.data.is_dir()):
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
+    text_dim = None
+    if args.text_encoder is not None:
+        from kinetoscope.text import HFTextEncoder
+
+        try:
+            text_dim = HFTextEncoder.from_pretrained(args.text_encoder).dim
+        except KinetoscopeError as err:
+            raise KinetoscopeError(f"--text-encoder {err}") from None
     try:
-        config = build_config(args)
+        config = build_config(args, text_dim=text_dim)
     except ValueError as err:
         raise KinetoscopeError(f"train dit: {err}") from None
 
@@ -107,7 +127,7 @@ def run_dit(args: argparse.Namespace) -> int:
         # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
         buckets = load_buckets(args.data, vae_fingerprint(vae))
         weights = [float(b.latents.shape[0]) for b in buckets]
-        config = build_config(args, [r.get("text", "") for b in buckets for r in b.records])
+        config = build_config(args, [r.get("text", "") for b in buckets for r in b.records], text_dim)
     else:
         cache = args.cache_dir or args.run_dir / "latents"
         build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)

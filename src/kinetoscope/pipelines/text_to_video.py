@@ -24,7 +24,7 @@ from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampl
 from kinetoscope.diffusion.conditioning import sample_with_given
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.patches import patch_grid
-from kinetoscope.text import WordTextEncoder
+from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder
 from kinetoscope.transformer import DiffusionTransformer
 from kinetoscope.vae.model import CausalVideoVAE
 
@@ -73,13 +73,18 @@ class VideoPipelineOutput:
 
 
 class KinetoscopePipeline:
-    """Generate videos from text with a VAE, a diffusion transformer and a text encoder."""
+    """Generate videos from text with a VAE, a diffusion transformer and a text encoder.
+
+    The text encoder is a :class:`~kinetoscope.text.WordTextEncoder` (trained with the
+    transformer) or a frozen :class:`~kinetoscope.text.HFTextEncoder`; ``model_index.json``
+    records which one ``text_encoder/`` holds.
+    """
 
     def __init__(
         self,
         vae: CausalVideoVAE,
         transformer: DiffusionTransformer,
-        text_encoder: WordTextEncoder,
+        text_encoder: TextEncoder,
         defaults: SamplingDefaults | None = None,
     ) -> None:
         if transformer.config.in_channels != vae.latent_channels:
@@ -90,7 +95,7 @@ class KinetoscopePipeline:
             raise ValueError(f"transformer expects text width {transformer.config.text_dim}, encoder gives {text_encoder.dim}")
         self.vae = vae.eval()
         self.transformer = transformer.eval()
-        self.text_encoder = text_encoder.eval()
+        self.text_encoder = text_encoder.eval() if isinstance(text_encoder, torch.nn.Module) else text_encoder
         self.defaults = defaults if defaults is not None else SamplingDefaults()
 
     @property
@@ -118,13 +123,22 @@ class KinetoscopePipeline:
             defaults = SamplingDefaults(**index.get("defaults", {}))
         except (ValueError, TypeError) as err:
             raise KinetoscopeError(f"{index_path}: unreadable ({err})") from None
+        # Folders from before frozen encoders hold the word encoder and do not say so.
+        text_class = index.get("text_encoder_class", WordTextEncoder.__name__)
+        if text_class not in (WordTextEncoder.__name__, HFTextEncoder.__name__):
+            raise KinetoscopeError(f"{index_path}: unknown text_encoder_class {text_class!r}")
         vae = CausalVideoVAE.from_pretrained(directory / index.get("vae", "vae"), device=device)
         transformer = DiffusionTransformer.from_pretrained(directory / index.get("transformer", "transformer"), device=device)
-        text_encoder = WordTextEncoder.from_pretrained(directory / index.get("text_encoder", "text_encoder"), device=device)
+        text_dir = directory / index.get("text_encoder", "text_encoder")
+        if text_class == HFTextEncoder.__name__:
+            text_encoder = HFTextEncoder.from_pretrained(text_dir, device=device)
+        else:
+            text_encoder = WordTextEncoder.from_pretrained(text_dir, device=device)
         return cls(vae, transformer, text_encoder, defaults)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write all components and ``model_index.json`` into ``directory``."""
+        """Write all components and ``model_index.json`` into ``directory``; a frozen encoder's
+        model and tokenizer are copied too, so the folder stands alone."""
         directory = Path(directory)
         self.vae.save_pretrained(directory / "vae")
         self.transformer.save_pretrained(directory / "transformer")
@@ -134,6 +148,7 @@ class KinetoscopePipeline:
             "vae": "vae",
             "transformer": "transformer",
             "text_encoder": "text_encoder",
+            "text_encoder_class": type(self.text_encoder).__name__,
             "defaults": asdict(self.defaults),
         }
         (directory / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")

@@ -46,6 +46,9 @@ class HFTextEncoder:
         directory = Path(directory)
         if not (directory / "config.json").is_file():
             raise KinetoscopeError(f"{directory}: not a transformers model folder (no config.json)")
+        # Without tokenizer files transformers builds an empty tokenizer that reads every word as unknown.
+        if not any((directory / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+            raise KinetoscopeError(f"{directory}: holds no tokenizer (no tokenizer.json or tokenizer_config.json)")
         try:
             config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
             # Encoder-decoder families load their encoder alone; the rest load whole.
@@ -56,6 +59,13 @@ class HFTextEncoder:
         except (OSError, ValueError) as err:
             raise KinetoscopeError(f"{directory}: cannot load a text encoder ({str(err).splitlines()[0]})") from None
         return cls(model.to(device), tokenizer, max_length)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model and its tokenizer into ``directory``, as :meth:`from_pretrained` reads them."""
+        directory = Path(directory)
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        return directory
 
     @torch.no_grad()
     def encode(self, prompts: Sequence[str], device: torch.device | str | None = None) -> TextEmbeddings:

@@ -1,5 +1,9 @@
 """Training the diffusion transformer (and the word text encoder with it) on cached latents.
 
+The text encoder is either the small word encoder, trained jointly, or a frozen pretrained one
+(T5, CLIP, a sentence-transformer's BERT) from a local folder, whose per-token states are
+computed once per distinct caption and kept on the device (:class:`CaptionCache`).
+
 One step: pick a bucket (one latent shape, so the batch stacks), draw clips and their given-frame
 masks, drop some captions (classifier-free guidance), noise the rest of each clip to a
 logit-normal time, and regress the velocity on the frames that are not given. AdamW with
@@ -19,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
 from kinetoscope.data.shapes_latents import ShapesLatentsConfig
 from kinetoscope.diffusion import add_noise, flow_loss, sample_timesteps, shift_for_tokens, velocity_target
 from kinetoscope.patches import patch_grid
-from kinetoscope.text import WordTextEncoder, WordTextEncoderConfig
+from kinetoscope.text import HFTextEncoder, TextEmbeddings, TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
 from kinetoscope.training.frame_masks import FrameMaskConfig, sample_frame_masks
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
@@ -42,6 +47,9 @@ class DiTTrainConfig:
 
     model: DiTConfig = field(default_factory=_default_model)
     text: WordTextEncoderConfig = field(default_factory=WordTextEncoderConfig)
+    # "word": train the word encoder (``text``) with the transformer. Otherwise a local
+    # transformers folder read frozen: model.text_dim must be its hidden size, ``text`` goes unused.
+    text_encoder: str = "word"
     data: ShapesLatentsConfig = field(default_factory=ShapesLatentsConfig)
     masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
     steps: int = 9000
@@ -71,6 +79,7 @@ class DiTTrainConfig:
             self.data = ShapesLatentsConfig(**self.data)
         if isinstance(self.masks, dict):
             self.masks = FrameMaskConfig(**self.masks)
+        self.text_encoder = str(self.text_encoder)  # a Path would never equal the checkpoint's string
         for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -79,7 +88,7 @@ class DiTTrainConfig:
                 f"need 0 <= caption_dropout < 1, 0 <= ema_decay < 1 and lr > 0; got "
                 f"{self.caption_dropout}, {self.ema_decay}, {self.lr}"
             )
-        if self.model.text_dim != self.text.width:
+        if self.text_encoder == "word" and self.model.text_dim != self.text.width:
             raise ValueError(f"model.text_dim {self.model.text_dim} must equal text.width {self.text.width}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,12 +96,46 @@ class DiTTrainConfig:
 
 
 class Denoiser(torch.nn.Module):
-    """The trained pair: the transformer and the text encoder it reads."""
+    """The trained pair: the transformer and the text encoder it reads.
 
-    def __init__(self, model: DiTConfig, text: WordTextEncoderConfig) -> None:
+    ``text`` configures a word encoder trained with the transformer, or is a frozen encoder,
+    held as a plain attribute: outside ``parameters()`` and ``state_dict()``, so neither
+    optimised, averaged nor checkpointed.
+    """
+
+    def __init__(self, model: DiTConfig, text: WordTextEncoderConfig | TextEncoder) -> None:
         super().__init__()
         self.transformer = DiffusionTransformer(model)
-        self.text_encoder = WordTextEncoder(text)
+        self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
+
+
+class CaptionCache:
+    """A frozen text encoder that encodes each distinct caption once and keeps its states on ``device``.
+
+    Training captions come from a finite set, so after the first steps no batch runs the
+    encoder. Each caption is encoded alone: its states then do not depend on which captions
+    shared its batch (padding), and a resumed run reproduces an uninterrupted one exactly.
+    """
+
+    def __init__(self, encoder: TextEncoder, device: torch.device) -> None:
+        self.encoder = encoder
+        self.dim = encoder.dim
+        self.device = device
+        self.states: dict[str, torch.Tensor] = {}  # caption -> its real tokens' states "l d"
+
+    def encode(self, prompts: Sequence[str], device: torch.device | str | None = None) -> TextEmbeddings:
+        """States ``"b l d"`` (zero at padding) and mask ``"b l"`` of ``prompts``, on ``device``."""
+        for prompt in prompts:
+            if prompt not in self.states:
+                # fp32 states whatever autocast the step runs under, as the pipeline computes them.
+                with torch.autocast(self.device.type, enabled=False):
+                    text = self.encoder.encode([prompt], self.device)
+                self.states[prompt] = text.hidden[0][text.mask[0]]                                    # l d
+        states = [self.states[p] for p in prompts]
+        hidden = pad_sequence(states, batch_first=True)                                             # b l d
+        lengths = torch.tensor([len(s) for s in states], device=self.device)
+        mask = torch.arange(hidden.shape[1], device=self.device) < lengths[:, None]                   # b l
+        return TextEmbeddings(hidden, mask).to(device if device is not None else self.device)
 
 
 def learning_rate(config: DiTTrainConfig, step: int) -> float:
@@ -200,8 +243,16 @@ def train_dit(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
+    text: WordTextEncoderConfig | CaptionCache = config.text
+    if config.text_encoder != "word":
+        encoder = HFTextEncoder.from_pretrained(config.text_encoder, device)
+        if encoder.dim != config.model.text_dim:
+            raise ValueError(
+                f"model.text_dim {config.model.text_dim} must equal the hidden size {encoder.dim} of {config.text_encoder}"
+            )
+        text = CaptionCache(encoder, device)
     torch.manual_seed(config.seed)
-    denoiser = Denoiser(config.model, config.text).to(device)
+    denoiser = Denoiser(config.model, text).to(device)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(denoiser, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -210,7 +261,12 @@ def train_dit(
     path = checkpoint.latest_checkpoint(run_dir) if resume else None
     if path is not None:
         state = checkpoint.load_checkpoint(path)
-        if state["config"]["model"] != asdict(config.model) or state["config"]["text"] != asdict(config.text):
+        # Checkpoints from before the choice of encoder trained the word encoder.
+        if (
+            state["config"]["model"] != asdict(config.model)
+            or state["config"]["text"] != asdict(config.text)
+            or state["config"].get("text_encoder", "word") != config.text_encoder
+        ):
             raise ValueError(f"{run_dir}: holds a run of another model config; use a new run folder")
         denoiser.load_state_dict(state["model"])
         ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
@@ -273,8 +329,14 @@ def train_dit(
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:
-    """A copy of the trained pair holding the EMA weights, in eval mode."""
-    config = result.denoiser
-    copy = Denoiser(config.transformer.config, config.text_encoder.config)
+    """A copy of the trained pair holding the EMA weights, in eval mode; a frozen encoder is
+    shared, not copied, and taken out of its caption cache."""
+    trained = result.denoiser
+    text = trained.text_encoder
+    if isinstance(text, WordTextEncoder):
+        text = text.config
+    elif isinstance(text, CaptionCache):
+        text = text.encoder
+    copy = Denoiser(trained.transformer.config, text)
     copy.load_state_dict(result.ema.shadow)
     return copy.eval()
