@@ -156,10 +156,12 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"train vae: {err}") from None
     if args.decoder_only:
         # The run's config carries the frozen latent statistics, so resuming and export keep them.
-        from kinetoscope.vae.model import CausalVideoVAE
+        # Only config.json is read here; train_vae loads the weights once.
+        from kinetoscope import hub
+        from kinetoscope.vae.config import CausalVAEConfig
 
-        start = CausalVideoVAE.from_pretrained(args.init_from)
-        config.model.latents_mean, config.model.latents_std = start.config.latents_mean, start.config.latents_std
+        start = hub.load_config(CausalVAEConfig, args.init_from, class_name="CausalVideoVAE")
+        config.model.latents_mean, config.model.latents_std = start.latents_mean, start.latents_std
 
     import torch
 
