@@ -67,6 +67,20 @@ def test_different_prompts_encode_differently():
     assert (out.hidden[0] - out.hidden[1]).abs().max() > 1e-3
 
 
+def test_a_fresh_encoder_keeps_each_word_distinct_at_its_position():
+    # The shipped width: one changed word must move that word's state by about the state's own
+    # norm, while the shared words barely move. With GPT-style 0.02 embeddings in this pre-norm
+    # stack the changed word moved its state by ~1/10 of that, and a trained DiT ignored
+    # direction words entirely.
+    torch.manual_seed(0)
+    enc = WordTextEncoder(WordTextEncoderConfig(vocab=_tokenizer().vocab)).eval()
+    right, left = enc.encode(["a red circle moves to the right", "a red circle moves to the left"]).hidden
+    moved = (right - left).norm(dim=-1)                                                            # l
+    changed = 7  # <bos> a red circle moves to the [right|left]
+    assert moved[changed] > 0.7 * right[changed].norm()
+    assert moved[:changed].max() < 0.25 * moved[changed]
+
+
 def test_save_and_load_round_trip(tmp_path):
     enc = _encoder()
     enc.save_pretrained(tmp_path / "te")

@@ -29,7 +29,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     )
     dit.add_argument("--run-dir", type=Path, default=Path("runs/dit"), help="checkpoints and log.jsonl (default: runs/dit)")
     dit.add_argument("--preset", choices=PRESETS, default="shapes", help="model and data size (default: shapes, the shipped model; debug: a smoke test)")
-    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 9000 for shapes, ~2.5 h on 2 CPU cores)")
+    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 7000 for shapes, ~1.7 h on 2 CPU cores)")
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 5e-4)")
     dit.add_argument("--vae", type=Path, default=None, help="VAE folder whose latents to train on (default: the shipped VAE)")

@@ -52,7 +52,7 @@ class DiTTrainConfig:
     text_encoder: str = "word"
     data: ShapesLatentsConfig = field(default_factory=ShapesLatentsConfig)
     masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
-    steps: int = 9000
+    steps: int = 7000
     # Tokens per batch, whatever the bucket: 32 clips of 16 x 64 x 64 (80 tokens each).
     tokens_per_batch: int = 2560
     lr: float = 5e-4
