@@ -15,6 +15,7 @@ from kinetoscope.diffusion import (
     expand_t,
     flow_loss,
     hold_given,
+    motion_weights,
     predict_noise,
     predict_x0,
     sample_euler,
@@ -133,6 +134,22 @@ def test_flow_loss_averages_over_unmasked_elements_only():
     valid = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]], dtype=torch.bool)[..., None]
     zeros = torch.zeros_like(tokens)
     torch.testing.assert_close(flow_loss(tokens, zeros, valid), tokens[valid.expand_as(tokens)].square().mean())
+
+
+def test_motion_weights_rise_only_where_a_moving_square_passes():
+    x0 = torch.zeros(2, 4, 3, 6, 6)
+    for k in range(3):
+        x0[0, :, k, 1:3, k : k + 2] = 1.0  # sample 0: a square one column to the right per frame
+    x0[1, :, :, 2:4, 2:4] = 1.0  # sample 1: the same square, still
+    w = motion_weights(x0, 4.0)                                                               # b 1 t h w
+    assert w.shape == (2, 1, 3, 6, 6)
+    assert bool((w[1] == 1).all()) and bool((w[0, :, :, 3:] == 1).all())
+    # Frame 1 changed at the column the square left (0) and the one it entered (2): 1 + 4 * 1.
+    assert w[0, 0, 1, 1, 0].item() == 5.0 and w[0, 0, 1, 1, 2].item() == 5.0 and w[0, 0, 1, 1, 1].item() == 1.0
+    torch.testing.assert_close(w[0, :, 0], w[0, :, 1])  # frame 0 takes frame 1's change
+    assert bool((motion_weights(x0, 0.0) == 1).all()) and bool((motion_weights(x0[:, :, :1], 4.0) == 1).all())
+    pred, target = _noise((2, 4, 3, 6, 6), 7), torch.zeros(2, 4, 3, 6, 6)
+    assert flow_loss(pred, target, w).item() != pytest.approx(flow_loss(pred, target).item())
 
 
 # ---------------------------------------------------------------- samplers

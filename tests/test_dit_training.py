@@ -92,3 +92,11 @@ def test_exported_ema_denoiser_holds_the_average(tmp_path):
 def test_config_checks_the_text_width():
     with pytest.raises(ValueError, match="text_dim"):
         DiTTrainConfig(model=DiTConfig(in_channels=8, text_dim=64), text=WordTextEncoderConfig(width=32))
+
+
+def test_motion_weighted_loss_trains_and_rejects_negative_weights(tmp_path):
+    torch.set_num_threads(1)
+    result = train_dit(_config(steps=30, motion_weight=4.0), _buckets(), tmp_path, progress=False)
+    assert sum(result.losses[-5:]) / 5 < 0.7 * sum(result.losses[:5]) / 5
+    with pytest.raises(ValueError, match="motion_weight"):
+        _config(motion_weight=-1.0)

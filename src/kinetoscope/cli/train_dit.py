@@ -31,6 +31,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--preset", choices=PRESETS, default="shapes", help="model and data size (default: shapes, the shipped model; debug: a smoke test)")
     dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 7000 for shapes, ~1.7 h on 2 CPU cores)")
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
+    dit.add_argument("--motion-weight", type=float, default=None,
+                     help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
     dit.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 5e-4)")
     dit.add_argument("--vae", type=Path, default=None, help="VAE folder whose latents to train on (default: the shipped VAE)")
     dit.add_argument("--cache-dir", type=Path, default=None, help="latent cache folder (default: RUN_DIR/latents)")
@@ -62,7 +64,12 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     vocab = WordTokenizer.from_words([*caption_language(), *captions]).vocab
     overrides = {
         k: v
-        for k, v in (("steps", args.steps), ("tokens_per_batch", args.tokens_per_batch), ("lr", args.lr))
+        for k, v in (
+            ("steps", args.steps),
+            ("tokens_per_batch", args.tokens_per_batch),
+            ("lr", args.lr),
+            ("motion_weight", args.motion_weight),
+        )
         if v is not None
     }
     common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device}

@@ -142,5 +142,22 @@ def flow_loss(v_pred: Tensor, v_target: Tensor, loss_mask: Tensor | None = None)
     sq = (v_pred.float() - v_target.float()).square()
     if loss_mask is None:
         return sq.mean()
-    weight = loss_mask.to(sq.dtype).expand_as(sq)
+    weight = loss_mask.to(sq.dtype).expand_as(sq)  # bool, or float weights (motion_weights)
     return (sq * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def motion_weights(x0: Tensor, strength: float) -> Tensor:
+    """Loss weights ``"b 1 t h w"`` that grow where the clean latent changes between frames.
+
+    ``1 + strength * |x0[k] - x0[k-1]|`` (mean over channels; frame 0 uses frame 1's change).
+    What a prompt says about motion decides only the few positions a moving object passes
+    through, a small share of the plain MSE; on the Shapes World a DiT trained without this
+    weighting learnt colour, size and background from the text but not direction (swapping
+    "left" and "right" in its captions left its loss unchanged to four decimals).
+    Static clips keep weights near 1. ``x0`` is ``"b c t h w"``; one frame gives all ones.
+    """
+    if x0.shape[2] < 2 or strength == 0:
+        return torch.ones_like(x0[:, :1])
+    change = (x0[:, :, 1:] - x0[:, :, :-1]).abs().mean(dim=1, keepdim=True)                # b 1 (t-1) h w
+    change = torch.cat((change[:, :, :1], change), dim=2)                                       # b 1 t h w
+    return 1.0 + strength * change
