@@ -361,3 +361,84 @@ def test_patchify_inside_forward_matches_forward_tokens():
     with torch.no_grad():
         via_tokens = model.forward_tokens(tokens, positions, t, text)
         torch.testing.assert_close(patchify(model(latents, t, text), model.config.patch_size), via_tokens)
+
+
+# ---- pooled text in the time embedding -----------------------------------------------------
+
+
+def _pooled_model(seed: int = 0) -> DiffusionTransformer:
+    torch.manual_seed(seed)
+    model = DiffusionTransformer(_config(pooled_text=True))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def test_pooled_text_starts_as_a_no_op():
+    torch.manual_seed(0)
+    plain = DiffusionTransformer(_config())
+    torch.manual_seed(0)
+    pooled = DiffusionTransformer(_config(pooled_text=True))
+    pooled.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        pooled.load_state_dict(plain.state_dict(), strict=False)  # the pooled MLP's last layer stays 0
+        latents, t, text = _inputs((2, 4, 3, 4, 4))
+        torch.testing.assert_close(pooled(latents, t, text), plain(latents, t, text))
+
+
+def test_pooled_text_alone_carries_the_prompt():
+    # With every cross-attention output projection at zero, text can only enter through the
+    # pooled vector: the plain model ignores it, the pooled one does not.
+    latents, t, text = _inputs((2, 4, 2, 4, 4))
+    other = torch.randn_like(text)
+    diffs = {}
+    for name, model in (("plain", _model()), ("pooled", _pooled_model())):
+        with torch.no_grad():
+            for block in model.blocks:
+                block.cross_attn.out.weight.zero_()
+                block.cross_attn.out.bias.zero_()
+            diffs[name] = (model(latents, t, text) - model(latents, t, other)).abs().max().item()
+    assert diffs["plain"] == 0.0 and diffs["pooled"] > 1e-3
+
+
+def test_pooled_text_packed_clips_match_clips_run_alone_with_given_frames():
+    model = _pooled_model()
+    g = torch.Generator().manual_seed(3)
+    clips = [torch.randn(shape, generator=g) for shape in ((4, 3, 8, 6), (4, 1, 4, 10), (4, 2, 4, 4))]
+    texts = [torch.randn(n, 32, generator=g) for n in (4, 2, 6)]
+    times = torch.tensor([0.9, 0.2, 0.5])
+    patch = model.config.patch_size
+    batch = pack(clips, patch, max_tokens=48)
+    text = pack_sequences(texts, batch)
+    per_token_t = per_token(times, batch).clone()
+    per_token_t[0, :12] = 0.0  # the first clip's first frame (4 x 3 patches) is given
+    with torch.no_grad():
+        packed = model.forward_tokens(
+            batch.tokens, batch.positions, per_token_t, text.tokens,
+            text_mask=text.valid, segment_ids=batch.segment_ids, text_segment_ids=text.segment_ids,
+        )  # fmt: skip
+        frame_t = [torch.tensor([0.0, 0.9, 0.9]).reshape(1, 1, 3, 1, 1), times[1:2], times[2:3]]
+        for clip, clip_text, t, out in zip(clips, texts, frame_t, unpack(packed, batch, patch)):
+            alone = model(clip[None], t, clip_text[None])[0]
+            torch.testing.assert_close(out, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_pooled_text_ignores_padding_and_per_token_time_equal_to_sample_time():
+    model = _pooled_model()
+    latents, t, text = _inputs((2, 4, 3, 4, 4), text_len=3)
+    padded = torch.cat((text, torch.randn(2, 4, 32)), dim=1)
+    mask = torch.tensor([[True] * 3 + [False] * 4] * 2)
+    with torch.no_grad():
+        expected = model(latents, t, text)
+        torch.testing.assert_close(model(latents, t, padded, mask), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model(latents, t[:, None].expand(2, 12), text), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_pooled_text_gradients_reach_the_pooled_projection():
+    model = _pooled_model().train()
+    latents, t, text = _inputs((2, 4, 2, 4, 4))
+    model(latents, t, text).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pooled_text_embed.parameters())

@@ -29,7 +29,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     )
     dit.add_argument("--run-dir", type=Path, default=Path("runs/dit"), help="checkpoints and log.jsonl (default: runs/dit)")
     dit.add_argument("--preset", choices=PRESETS, default="shapes", help="model and data size (default: shapes, the shipped model; debug: a smoke test)")
-    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 7000 for shapes, ~1.7 h on 2 CPU cores)")
+    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 8000 for shapes, ~2 h on 2 CPU cores)")
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
@@ -87,7 +87,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
         )
     if text_dim is not None:
-        common["model"] = DiTConfig(in_channels=8, text_dim=text_dim)
+        common["model"] = DiTConfig(in_channels=8, text_dim=text_dim, pooled_text=True)
     return DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), **(overrides | common))
 
 

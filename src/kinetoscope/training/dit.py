@@ -44,8 +44,10 @@ from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
 
 def _default_model() -> DiTConfig:
-    # 8 latent channels: the shipped VAE's; 128-wide text: the word encoder's.
-    return DiTConfig(in_channels=8, text_dim=128)
+    # 8 latent channels: the shipped VAE's; 128-wide text: the word encoder's. Pooled text in
+    # adaLN: a shift shared by every token, passed through RoPE'd queries and keys, is a
+    # relative-position bias, so the prompt can say which way frame k looks back to frame 0.
+    return DiTConfig(in_channels=8, text_dim=128, pooled_text=True)
 
 
 @dataclass
@@ -59,7 +61,7 @@ class DiTTrainConfig:
     text_encoder: str = "word"
     data: ShapesLatentsConfig = field(default_factory=ShapesLatentsConfig)
     masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
-    steps: int = 7000
+    steps: int = 8000
     # Tokens per batch, whatever the bucket: 32 clips of 16 x 64 x 64 (80 tokens each).
     tokens_per_batch: int = 2560
     lr: float = 5e-4
@@ -72,7 +74,7 @@ class DiTTrainConfig:
     caption_dropout: float = 0.1
     # Extra loss weight where the clean latent changes between frames (diffusion.motion_weights):
     # without it, direction words went unlearnt. 0 = plain MSE.
-    motion_weight: float = 0.0
+    motion_weight: float = 4.0
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200

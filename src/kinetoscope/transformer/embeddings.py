@@ -43,8 +43,11 @@ class TimestepConditioning(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(freq_dim, width), nn.SiLU(), nn.Linear(width, width))
         self.modulation = nn.Linear(width, 6 * width)
 
-    def forward(self, t: Tensor) -> tuple[Tensor, Tensor]:
-        """See the class docstring."""
+    def forward(self, t: Tensor, extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """See the class docstring; ``extra`` (``"b 1 d"`` or ``"b n d"``, e.g. pooled text) is
+        added to the time embedding before the modulation is computed from it."""
+        if extra is not None:
+            return self._with_extra(t, extra)
         if t.ndim == 1:
             values, index = t, None
         else:
@@ -60,6 +63,54 @@ class TimestepConditioning(nn.Module):
         else:
             temb, modulation = temb[index], modulation[index]                         # b n d, b n (6 d)
         return temb, rearrange(modulation, "b n (six d) -> b n six d", six=6)
+
+    def _with_extra(self, t: Tensor, extra: Tensor) -> tuple[Tensor, Tensor]:
+        temb, _ = self.forward(t)                                                           # b n|1 d
+        temb = temb + extra                                                                    # b n|1 d
+        # A clip's tokens share one (time, text) pair apart from given frames, so the rows of
+        # temb take a few distinct values: run the 6 d^2 Linear once per distinct row. unique()
+        # is not differentiable, so it only finds each row's first occurrence to gather from.
+        rows = temb.reshape(-1, temb.shape[-1])                                                # (b n) d
+        _, index = torch.unique(rows.detach(), dim=0, return_inverse=True)
+        order = torch.arange(len(rows), device=rows.device)
+        first = torch.full((int(index.max()) + 1,), len(rows), device=rows.device).scatter_reduce(
+            0, index, order, "amin"
+        )
+        modulation = self.modulation(F.silu(rows[first]))[index]                         # (b n) (6 d)
+        modulation = modulation.reshape(*temb.shape[:2], 6, -1)                             # b n|1 6 d
+        return temb, modulation
+
+
+def pool_text(text: Tensor, mask: Tensor | None, text_segment_ids: Tensor | None, segment_ids: Tensor | None) -> Tensor:
+    """Mean text state of each clip, ``"b 1 d_text"`` (one clip per row) or ``"b n d_text"`` per token.
+
+    ``mask`` ``"b l"`` marks real text tokens (None: all). In packed rows, ``text_segment_ids``
+    ``"b l"`` and ``segment_ids`` ``"b n"`` say which clip each text and video token belongs
+    to (-1 for padding); each video token gets its own clip's mean.
+    """
+    keep = torch.ones(text.shape[:2], dtype=torch.bool, device=text.device) if mask is None else mask.bool()
+    if text_segment_ids is None or segment_ids is None:
+        weights = keep.to(text.dtype)[..., None]                                                # b l 1
+        return (text * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True).clamp_min(1.0)
+    clips = int(max(text_segment_ids.max(), segment_ids.max())) + 1
+    onehot = F.one_hot(text_segment_ids.clamp_min(0), clips).to(text.dtype)                     # b l s
+    onehot = onehot * (keep & (text_segment_ids >= 0)).to(text.dtype)[..., None]
+    pooled = torch.einsum("bls,bld->bsd", onehot, text) / onehot.sum(1)[..., None].clamp_min(1.0)  # b s d
+    index = segment_ids.clamp_min(0)[..., None].expand(-1, -1, text.shape[-1])                  # b n d
+    return pooled.gather(1, index)                                                           # b n d
+
+
+class PooledTextProjection(nn.Module):
+    """Pooled text ``"... d_text" -> "... d"``, added to the time embedding; the last layer
+    starts at zero, so a fresh model is unchanged by it."""
+
+    def __init__(self, text_dim: int, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(text_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, pooled: Tensor) -> Tensor:
+        """See the class docstring."""
+        return self.mlp(pooled)
 
 
 class TextProjection(nn.Module):

@@ -23,7 +23,7 @@ from kinetoscope.patches import grid_positions, patch_grid, patchify, unpatchify
 from kinetoscope.transformer.attention import build_masks
 from kinetoscope.transformer.blocks import DiTBlock, FinalLayer
 from kinetoscope.transformer.config import DiTConfig
-from kinetoscope.transformer.embeddings import TextProjection, TimestepConditioning
+from kinetoscope.transformer.embeddings import PooledTextProjection, TextProjection, TimestepConditioning, pool_text
 from kinetoscope.transformer.rope import rope_frequencies
 
 
@@ -44,6 +44,7 @@ class DiffusionTransformer(nn.Module):
         self.patch_embed = nn.Linear(config.token_dim, config.width)
         self.time_embed = TimestepConditioning(config.width, config.timestep_freq_dim)
         self.text_embed = TextProjection(config.text_dim, config.width)
+        self.pooled_text_embed = PooledTextProjection(config.text_dim, config.width) if config.pooled_text else None
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final = FinalLayer(config.width, config.token_dim, config.norm_eps)
         self.gradient_checkpointing = False
@@ -60,6 +61,8 @@ class DiffusionTransformer(nn.Module):
         # adaLN-Zero: the shared modulation Linear and the per-block tables (zeros already)
         # give every gate 0, so each block starts as the identity (see DiTBlock).
         nn.init.zeros_(self.time_embed.modulation.weight)
+        if self.pooled_text_embed is not None:
+            nn.init.zeros_(self.pooled_text_embed.mlp[2].weight)
         # Cross-attention's residual has no gate; a zero output projection keeps the block an
         # identity at init all the same (PixArt-alpha does this too).
         for block in self.blocks:
@@ -121,7 +124,10 @@ class DiffusionTransformer(nn.Module):
         freqs = rope_frequencies(positions, cfg.head_dim, cfg.rope_theta)                    # b n (e/2)
 
         x = self.patch_embed(tokens)                                                             # b n d
-        temb, modulation = self.time_embed(timestep)                                # b n|1 d, b n|1 6 d
+        pooled = None
+        if self.pooled_text_embed is not None:
+            pooled = self.pooled_text_embed(pool_text(text, text_mask, text_segment_ids, segment_ids))  # b n|1 d
+        temb, modulation = self.time_embed(timestep, pooled)                        # b n|1 d, b n|1 6 d
         context = self.text_embed(text)                                                          # b l d
         for block in self.blocks:
             args = (x, context, modulation, freqs, masks.self_mask, masks.cross_mask)
