@@ -267,3 +267,8 @@ def test_cached_latents_train_the_dit(curated, tmp_path, run_cli):
                       "--no-progress", "--threads", 1)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     assert "trained to step 2 of 2" in trained.stdout and (run / "final" / "model_index.json").is_file()
+    exported = run_cli("train", "dit", "--run-dir", run, "--export-now", "--export", tmp_path / "mid")
+    assert exported.returncode == 0, exported.stderr
+    assert "step 2 of 2" in exported.stdout and (tmp_path / "mid" / "transformer" / "config.json").is_file()
+    empty = run_cli("train", "dit", "--run-dir", tmp_path / "nothing-here", "--export-now")
+    assert empty.returncode == 2 and "no such folder" in empty.stderr and "Traceback" not in empty.stderr

@@ -100,3 +100,15 @@ def test_motion_weighted_loss_trains_and_rejects_negative_weights(tmp_path):
     assert sum(result.losses[-5:]) / 5 < 0.7 * sum(result.losses[:5]) / 5
     with pytest.raises(ValueError, match="motion_weight"):
         _config(motion_weight=-1.0)
+
+
+def test_load_run_ema_gives_the_newest_checkpoints_average(tmp_path):
+    from kinetoscope.training.dit import load_run_ema
+
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_run_ema(tmp_path)
+    result = train_dit(_config(steps=12), _buckets(), tmp_path, progress=False)  # checkpoints at 5, 10, 12
+    denoiser, config, step = load_run_ema(tmp_path)
+    assert step == 12 and config.steps == 12 and not denoiser.training
+    for key, value in ema_denoiser(result).state_dict().items():
+        torch.testing.assert_close(denoiser.state_dict()[key], value, rtol=0, atol=0)

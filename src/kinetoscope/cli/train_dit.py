@@ -42,6 +42,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="a local transformers folder (T5, CLIP, BERT) read frozen, each caption encoded once "
                      "(default: the word encoder, trained with the DiT)")  # fmt: skip
     dit.add_argument("--export", type=Path, default=None, help="model folder written at the end (default: RUN_DIR/final)")
+    dit.add_argument("--export-now", action="store_true",
+                     help="write the EMA weights of RUN_DIR's newest checkpoint to --export and exit, "
+                     "without training (safe while the run goes on)")  # fmt: skip
     dit.add_argument("--workers", type=int, default=2, help="processes rendering clips for the cache (default: 2)")
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     dit.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default: 200)")
@@ -103,6 +106,8 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--workers must be at least 1 and --threads 0 or more, got {args.workers}, {args.threads}")
     if args.data is not None and (args.cache_dir is not None or not args.data.is_dir()):
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
+    if args.export_now:
+        return export_now(args)
     text_dim = None
     if args.text_encoder is not None:
         from kinetoscope.text import HFTextEncoder
@@ -152,4 +157,25 @@ def run_dit(args: argparse.Namespace) -> int:
     export = args.export or args.run_dir / "final"
     pipe.save_pretrained(export)
     print(f"exported to {export}")
+    return 0
+
+
+def export_now(args: argparse.Namespace) -> int:
+    """``--export-now``: the newest checkpoint's EMA weights as a model folder, no training."""
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults, default_model_dir
+    from kinetoscope.training.dit import load_run_ema
+    from kinetoscope.vae.model import CausalVideoVAE
+
+    if not args.run_dir.is_dir():
+        raise KinetoscopeError(f"--run-dir {args.run_dir}: no such folder")
+    try:
+        denoiser, config, step = load_run_ema(args.run_dir)
+    except ValueError as err:
+        raise KinetoscopeError(str(err)) from None
+    vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae")
+    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
+    export = args.export or args.run_dir / "final"
+    pipe.save_pretrained(export)
+    print(f"exported the EMA weights of step {step} of {config.steps} to {export}")
     return 0

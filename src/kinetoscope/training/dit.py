@@ -355,3 +355,17 @@ def ema_denoiser(result: DiTTrainResult) -> Denoiser:
     copy = Denoiser(trained.transformer.config, text)
     copy.load_state_dict(result.ema.shadow)
     return copy.eval()
+
+
+def load_run_ema(run_dir: str | Path) -> tuple[Denoiser, DiTTrainConfig, int]:
+    """The EMA weights of ``run_dir``'s newest checkpoint as a :class:`Denoiser` in eval mode,
+    with the run's own config and step: a model to export or judge while the run goes on."""
+    path = checkpoint.latest_checkpoint(run_dir)
+    if path is None:
+        raise ValueError(f"{run_dir}: holds no checkpoint to export")
+    state = checkpoint.load_checkpoint(path)
+    config = DiTTrainConfig(**state["config"])
+    text = config.text if config.text_encoder == "word" else HFTextEncoder.from_pretrained(config.text_encoder)
+    denoiser = Denoiser(config.model, text)
+    denoiser.load_state_dict(state["ema"])
+    return denoiser.eval(), config, int(state["step"])
