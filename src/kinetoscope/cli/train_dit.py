@@ -125,7 +125,7 @@ def run_dit(args: argparse.Namespace) -> int:
 
     from kinetoscope.data.latent_cache import load_buckets, vae_fingerprint
     from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults, default_model_dir
+    from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
     from kinetoscope.training.run import resolve_device
     from kinetoscope.vae.model import CausalVideoVAE
@@ -150,20 +150,25 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(str(err)) from None
     last = f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}" if result.losses else "n/a (already trained)"
     print(f"trained to step {result.step} of {config.steps}; mean loss of the last steps {last}")
-    trained = ema_denoiser(result)
-    pipe = KinetoscopePipeline(
-        vae.cpu(), trained.transformer, trained.text_encoder, SamplingDefaults(held_out=config.data.held_out)
-    )
-    export = args.export or args.run_dir / "final"
-    pipe.save_pretrained(export)
+    export = _save_model(args, vae.cpu(), ema_denoiser(result), config)
     print(f"exported to {export}")
     return 0
+
+
+def _save_model(args: argparse.Namespace, vae, denoiser, config) -> Path:
+    """Write the VAE and the trained pair as a model folder at ``--export`` (default RUN_DIR/final)."""
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults
+
+    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
+    export = args.export or args.run_dir / "final"
+    pipe.save_pretrained(export)
+    return export
 
 
 def export_now(args: argparse.Namespace) -> int:
     """``--export-now``: the newest checkpoint's EMA weights as a model folder, no training."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults, default_model_dir
+    from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import load_run_ema
     from kinetoscope.vae.model import CausalVideoVAE
 
@@ -174,8 +179,6 @@ def export_now(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
     vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae")
-    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
-    export = args.export or args.run_dir / "final"
-    pipe.save_pretrained(export)
+    export = _save_model(args, vae, denoiser, config)
     print(f"exported the EMA weights of step {step} of {config.steps} to {export}")
     return 0

@@ -83,19 +83,22 @@ def caption_swap_gaps(
     if len(scenes) != latents.shape[0]:
         raise ValueError(f"got {len(scenes)} scenes for {latents.shape[0]} latents")
     rows = []
+    true_losses: dict[tuple[tuple[int, ...], float], float] = {}  # appearance swaps share their clips, as do motion ones
     for attribute in ATTRIBUTES:
         pairs = [(i, swapped_scene(s, attribute)) for i, s in enumerate(scenes)]
         pairs = [(i, s) for i, s in pairs if s is not None][:max_clips]
         if not pairs:
             continue
-        index = torch.tensor([i for i, _ in pairs])
-        x0 = latents[index].float()
+        clips = tuple(i for i, _ in pairs)
+        x0 = latents[torch.tensor(clips)].float()
         true = [canonical_caption(scenes[i]) for i, _ in pairs]
         swapped = [canonical_caption(s) for _, s in pairs]
         generator = torch.Generator().manual_seed(seed)
         for t in times:
             noise = torch.randn(x0.shape, generator=generator)
-            loss_true = _loss(transformer, text_encoder, x0, noise, t, true)
+            if (clips, t) not in true_losses:  # same clips and seed give the same noise
+                true_losses[clips, t] = _loss(transformer, text_encoder, x0, noise, t, true)
+            loss_true = true_losses[clips, t]
             loss_swapped = _loss(transformer, text_encoder, x0, noise, t, swapped)
             rows.append({"attribute": attribute, "t": t, "clips": len(pairs), "loss_true": loss_true,
                          "loss_swapped": loss_swapped, "gap": loss_swapped - loss_true})  # fmt: skip

@@ -46,8 +46,6 @@ class TimestepConditioning(nn.Module):
     def forward(self, t: Tensor, extra: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See the class docstring; ``extra`` (``"b 1 d"`` or ``"b n d"``, e.g. pooled text) is
         added to the time embedding before the modulation is computed from it."""
-        if extra is not None:
-            return self._with_extra(t, extra)
         if t.ndim == 1:
             values, index = t, None
         else:
@@ -57,6 +55,9 @@ class TimestepConditioning(nn.Module):
             values, index = torch.unique(t, return_inverse=True)
         dtype = self.modulation.weight.dtype
         temb = self.mlp(timestep_sinusoid(values, self.freq_dim).to(dtype))                        # k d
+        if extra is not None:
+            temb = temb[:, None] if index is None else temb[index]                                # b n|1 d
+            return self._modulate_rows(temb + extra)
         modulation = self.modulation(F.silu(temb))                                             # k (6 d)
         if index is None:
             temb, modulation = temb[:, None], modulation[:, None]                     # b 1 d, b 1 (6 d)
@@ -64,9 +65,8 @@ class TimestepConditioning(nn.Module):
             temb, modulation = temb[index], modulation[index]                         # b n d, b n (6 d)
         return temb, rearrange(modulation, "b n (six d) -> b n six d", six=6)
 
-    def _with_extra(self, t: Tensor, extra: Tensor) -> tuple[Tensor, Tensor]:
-        temb, _ = self.forward(t)                                                           # b n|1 d
-        temb = temb + extra                                                                    # b n|1 d
+    def _modulate_rows(self, temb: Tensor) -> tuple[Tensor, Tensor]:
+        """``temb`` ``"b n|1 d"`` (time plus extra) -> itself and its modulation ``"b n|1 6 d"``."""
         # A clip's tokens share one (time, text) pair apart from given frames, so the rows of
         # temb take a few distinct values: run the 6 d^2 Linear once per distinct row. unique()
         # is not differentiable, so it only finds each row's first occurrence to gather from.
