@@ -144,7 +144,7 @@ def _render(args: argparse.Namespace) -> int:
     except OSError as err:
         raise KinetoscopeError(f"--out: cannot write to {args.out} ({err.strerror or err})") from None
 
-    print("kinetoscope demo: no trained model ships yet, so this renders the Shapes World it will learn.")
+    print("kinetoscope demo: the Shapes World reference set, what the model learns from and is judged against.")
     for what, where in (
         (f"{len(clips)} clips", f"{args.out / CLIPS_DIR}/"),
         ("metadata", args.out / METADATA),

@@ -113,8 +113,8 @@ class KinetoscopePipeline:
         index_path = directory / MODEL_INDEX
         if not index_path.is_file() and shipped:
             raise KinetoscopeError(
-                "this version ships no text-to-video model yet; train one with "
-                "'kinetoscope train dit --run-dir runs/dit' and pass --model runs/dit/final"
+                f"the shipped model is missing from {directory} (an incomplete install?); reinstall "
+                "kinetoscope, or train one with 'kinetoscope train dit --run-dir runs/dit' and pass --model runs/dit/final"
             )
         if not index_path.is_file():
             raise KinetoscopeError(f"{directory}: not a kinetoscope model folder (no {MODEL_INDEX})")
