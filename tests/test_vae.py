@@ -263,3 +263,28 @@ def test_short_overfit_reduces_reconstruction_loss() -> None:
     # Predicting the clip's mean colour alone would leave a loss of x.var() (~0.19, a quarter of
     # the first loss): the bound asks for the moving square itself.
     assert losses[-1] < 0.02 * losses[0] and losses[-1] < 0.1 * x.var().item(), (losses[0], losses[-1])
+
+
+def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() -> None:
+    from kinetoscope.vae.widen import widen_latent
+
+    vae = _vae()
+    vae.set_latent_stats([0.1, -0.2, 0.3, 0.0], [1.5, 2.0, 0.5, 1.0])
+    wide = widen_latent(vae, 6, torch.Generator().manual_seed(0))
+    x = _video(5)
+    with torch.no_grad():
+        narrow_z, wide_z = vae.encode(x).mode(), wide.encode(x).mode()
+        assert wide_z.shape[1] == 6 and _close(wide_z[:, :4], narrow_z)
+        assert wide_z[:, 4:].abs().mean() > 1e-4  # the new channels carry something from the start
+        assert _close(wide.decode(wide_z), vae.decode(narrow_z))  # ... which the decoder ignores at first
+        # Sampled latents too: the new log-variances start small, like a fresh encoder's.
+        assert wide.encode(x).std[:, 4:].max() < 0.5
+    assert wide.config.latents_mean == (0.1, -0.2, 0.3, 0.0, 0.0, 0.0)
+    assert wide.config.latents_std == (1.5, 2.0, 0.5, 1.0, 1.0, 1.0)
+    # A reconstruction loss reaches the decoder's new input weights, and through them the encoder's.
+    wide.train()
+    loss = (wide.decode(wide.encode(x).mode()) - x).pow(2).mean()
+    loss.backward()
+    assert wide.decoder.conv_in.weight.grad[:, 4:].abs().sum() > 0
+    with pytest.raises(ValueError, match="exceed"):
+        widen_latent(vae, 4)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,20 @@ def test_decoder_only_fine_tuning_keeps_the_latents_and_improves_reconstructions
     assert _eval_loss(tuned, clips) < before
 
 
+def test_a_run_can_start_from_a_vae_with_fewer_latent_channels(tmp_path: Path) -> None:
+    start = train_vae(_config(6), tmp_path / "base", progress=False).model
+    start.save_pretrained(tmp_path / "start")
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+    # One step at a negligible learning rate: what comes out is the widened start itself.
+    wide = _config(1, lr=1e-9, model=replace(tiny(), latent_channels=6, latents_mean=None, latents_std=None))
+    first = train_vae(wide, tmp_path / "wide", progress=False, init_from=tmp_path / "start").model
+    assert first.latent_channels == 6
+    assert abs(_eval_loss(first, clips) - _eval_loss(start, clips)) < 1e-4  # it begins where the narrow one was
+    result = _cli("train", "vae", *_TINY_ARGS, "--latent-channels", "6", "--decoder-only", "--init-from",
+                  tmp_path / "start", "--run-dir", tmp_path / "bad")  # fmt: skip
+    assert result.returncode == 2 and "--latent-channels" in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_decoder_only_needs_a_vae_to_start_from(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="init_from"):
         train_vae(_config(2, decoder_only=True), tmp_path, progress=False)
@@ -223,10 +238,12 @@ def test_train_vae_cli_rejects_bad_arguments_in_one_line(tmp_path: Path, args: t
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> None:
-    args = ("train", "vae", *_TINY_ARGS, "--steps", "12", "--checkpoint-every", "1000", "--stats-clips", "0")
+    # Far more steps than the signal can take to arrive: on an idle machine 12 tiny steps were
+    # all done before it did, and the run ended normally.
+    args = ("train", "vae", *_TINY_ARGS, "--checkpoint-every", "1000", "--stats-clips", "0")
     run = tmp_path / "run"
     process = subprocess.Popen(
-        [str(KINETOSCOPE), *args, "--run-dir", str(run)],
+        [str(KINETOSCOPE), *args, "--steps", "100000", "--run-dir", str(run)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -240,9 +257,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> Non
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in stderr
     saved = checkpoint.latest_checkpoint(run)
-    assert saved is not None and 3 <= checkpoint.load_checkpoint(saved)["step"] < 12
-    rerun = _cli(*args, "--run-dir", run)
-    assert rerun.returncode == 0 and "trained to step 12 of 12" in rerun.stdout
+    step = checkpoint.load_checkpoint(saved)["step"] if saved is not None else 0
+    assert 3 <= step < 100000
+    end = step + 3  # the rerun continues from the checkpoint, on a schedule cut short
+    rerun = _cli(*args, "--steps", end, "--run-dir", run)
+    assert rerun.returncode == 0 and f"trained to step {end} of {end}" in rerun.stdout
 
 
 # ---- reconstruct CLI ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ finishes the current step and saves a checkpoint before exiting (status 130).
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
 from kinetoscope.cli import train_dit
@@ -64,6 +65,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="start a new run from this exported VAE's weights (same preset), e.g. to train the shipped one further",
     )
     vae.add_argument(
+        "--latent-channels", type=int, default=None, metavar="N",
+        help="latent channels (default: the preset's, 8); with --init-from a VAE of fewer, its latent is widened "
+        "to N keeping everything it learnt (the new channels start unused), then trained",
+    )
+    vae.add_argument(
         "--decoder-only", action="store_true",
         help="with --init-from: train only the decoder, the encoder and latent statistics frozen, so latents "
         "(and a DiT trained on them) stay valid while reconstructions sharpen",
@@ -109,15 +115,19 @@ def _config(args: argparse.Namespace):
     from kinetoscope.data.vae_mix import VAEMixConfig
     from kinetoscope.training.losses import LossConfig
     from kinetoscope.training.vae import VAETrainConfig
-    from kinetoscope.vae.config import PRESETS
+    from kinetoscope.vae.config import PRESETS, CausalVAEConfig
 
     weights = {"shapes_weight": args.shapes_weight, "photos_weight": args.photos_weight, "lavfi_weight": args.lavfi_weight}
     mix = VAEMixConfig(batch_size=args.batch_size, seed=args.seed, **weights)
     buckets = _buckets(args.clip_size)
     if buckets is not None:
         mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed, **weights)
+    model = PRESETS[args.preset]()
+    if args.latent_channels is not None:
+        model = CausalVAEConfig(**{**asdict(model), "latent_channels": args.latent_channels,
+                                   "latents_mean": None, "latents_std": None})  # fmt: skip
     return VAETrainConfig(
-        model=PRESETS[args.preset](),
+        model=model,
         mix=mix,
         loss=LossConfig(kl_weight=args.kl_weight),
         steps=args.steps,
@@ -148,6 +158,8 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--init-from {args.init_from}: not an exported VAE folder (no config.json)")
     if args.decoder_only and args.init_from is None:
         raise KinetoscopeError("--decoder-only: give --init-from, the exported VAE whose decoder to train")
+    if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):
+        raise KinetoscopeError(f"--latent-channels: must be at least 1 and excludes --decoder-only, got {args.latent_channels}")
     if args.stats_clips == 1:
         raise KinetoscopeError("--stats-clips: must be 0 (skip) or at least 2")
     try:

@@ -26,6 +26,7 @@ from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
+from kinetoscope.vae.widen import widen_latent
 
 
 
@@ -160,7 +161,8 @@ def train_vae(
     """Train (or continue training) a VAE in ``run_dir`` up to ``config.steps`` steps.
 
     With ``resume`` the newest checkpoint in ``run_dir`` is loaded first; a run with none starts
-    from the weights of the exported VAE ``init_from`` when given. ``stop_at`` ends
+    from the weights of the exported VAE ``init_from`` when given (its latent widened first when
+    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.widen.widen_latent`). ``stop_at`` ends
     the invocation early at that step, with a checkpoint, as an interruption would; a later
     call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.
@@ -181,6 +183,8 @@ def train_vae(
     if step == 0 and init_from is not None:
         # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
         start = CausalVideoVAE.from_pretrained(init_from)
+        if start.latent_channels < config.model.latent_channels and not config.decoder_only:
+            start = widen_latent(start, config.model.latent_channels, torch.Generator().manual_seed(config.mix.seed))
         if asdict(start.config) | _STATS != asdict(config.model) | _STATS:
             raise ResumeMismatchError(f"{init_from}: holds a VAE of another architecture than this run's config")
         model.load_state_dict(start.state_dict())

@@ -1,0 +1,64 @@
+"""Grow a trained VAE's latent by more channels without losing what it has learnt.
+
+Shapes World reconstructions showed the 8-channel latent dropping detail that no decoder
+training brings back (a small square's corners decode as a disc), so the next step is more latent
+channels; training a VAE from scratch for that costs hours. Widening keeps every trained weight:
+the encoder's new posterior means start as a small random projection of its features, and the
+decoder's first convolution gets zero weights for the new channels, so the widened model
+reconstructs exactly as the old one did and fine-tuning only has to learn what to put in them.
+(Both sides zero would leave the new channels without a gradient.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+
+import torch
+
+from kinetoscope.vae.model import CausalVideoVAE
+
+# Scale of the new mean channels' random weights against the trained ones': small, so the new
+# latents start near zero (the KL term is then near its old value) but carry a gradient.
+_NEW_WEIGHT_SCALE = 0.1
+
+
+@torch.no_grad()
+def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Generator | None = None) -> CausalVideoVAE:
+    """A copy of ``vae`` with ``latent_channels`` latent channels whose reconstruction equals ``vae``'s.
+
+    The old channels keep their latent statistics; the new ones get mean 0 and std 1 until the
+    statistics are measured again (they change anyway once the encoder trains).
+    """
+    old = vae.latent_channels
+    if latent_channels <= old:
+        raise ValueError(f"latent_channels must exceed the current {old}, got {latent_channels}")
+    extra = latent_channels - old
+    config = replace(
+        vae.config,
+        latent_channels=latent_channels,
+        latents_mean=(*vae.config.latents_mean, *(0.0,) * extra),
+        latents_std=(*vae.config.latents_std, *(1.0,) * extra),
+    )
+    wide = CausalVideoVAE(type(vae.config)(**asdict(config))).to(next(vae.parameters()).device)
+    state = vae.state_dict()
+    for key, value in wide.state_dict().items():
+        if key in state and state[key].shape == value.shape:
+            value.copy_(state[key])
+
+    # Encoder output "(2 l)": posterior means, then log-variances.
+    source, target = vae.encoder.conv_out, wide.encoder.conv_out
+    scale = _NEW_WEIGHT_SCALE * source.weight[:old].std()
+    noise = torch.randn(target.weight[old:latent_channels].shape, generator=generator).to(target.weight) * scale
+    target.weight[:old] = source.weight[:old]
+    target.weight[old:latent_channels] = noise
+    target.bias[:old] = source.bias[:old]
+    target.bias[old:latent_channels] = 0.0
+    target.weight[latent_channels : latent_channels + old] = source.weight[old:]
+    target.bias[latent_channels : latent_channels + old] = source.bias[old:]
+    # The new log-variances keep the fresh layer's initialisation (a nearly deterministic start).
+
+    decoder_in = wide.decoder.conv_in
+    decoder_in.weight.zero_()
+    decoder_in.weight[:, :old] = vae.decoder.conv_in.weight
+    decoder_in.bias.copy_(vae.decoder.conv_in.bias)
+    return wide.eval() if not vae.training else wide
