@@ -3,6 +3,7 @@ accounted for, cuts where they are, probing, captions, scores, resume, shards, t
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -272,3 +273,21 @@ def test_cached_latents_train_the_dit(curated, tmp_path, run_cli):
     assert "step 2 of 2" in exported.stdout and (tmp_path / "mid" / "transformer" / "config.json").is_file()
     empty = run_cli("train", "dit", "--run-dir", tmp_path / "nothing-here", "--export-now")
     assert empty.returncode == 2 and "no such folder" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_the_dit_takes_its_latent_channels_from_the_vae(curated, tmp_path, run_cli):
+    import torch
+
+    from kinetoscope.vae import PRESETS, CausalVideoVAE
+
+    torch.manual_seed(0)
+    vae = CausalVideoVAE(PRESETS["tiny"]()).save_pretrained(tmp_path / "vae")  # 4 latent channels, not 8
+    cache = tmp_path / "cache"
+    result = run_cli("data", "cache-latents", curated[0] / "metadata.csv", "-o", cache, "--vae", vae, "--quiet")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    trained = run_cli("train", "dit", "--data", cache, "--vae", vae, "--preset", "debug", "--steps", 1, "--run-dir", run,
+                      "--no-progress", "--threads", 1)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    assert config["in_channels"] == 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 PRESETS = ("shapes", "debug")
@@ -144,6 +145,9 @@ def run_dit(args: argparse.Namespace) -> int:
         cache = args.cache_dir or args.run_dir / "latents"
         build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
         buckets = load_shapes_latents(config.data, cache, vae_fingerprint(vae))
+    if config.model.in_channels != vae.latent_channels:
+        # The transformer denoises this VAE's latents, however many channels it has.
+        config.model = replace(config.model, in_channels=vae.latent_channels)
     try:
         result = train_dit(config, buckets, args.run_dir, progress=not args.no_progress, weights=weights)
     except ValueError as err:
