@@ -238,8 +238,7 @@ def test_train_vae_cli_rejects_bad_arguments_in_one_line(tmp_path: Path, args: t
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> None:
-    # Far more steps than the signal can take to arrive: on an idle machine 12 tiny steps were
-    # all done before it did, and the run ended normally.
+    # Far more steps than the signal can take to arrive, so the run cannot end on its own first.
     args = ("train", "vae", *_TINY_ARGS, "--checkpoint-every", "1000", "--stats-clips", "0")
     run = tmp_path / "run"
     process = subprocess.Popen(
@@ -248,6 +247,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         text=True,
         env=_ONE_THREAD_ENV,
+        # As a terminal's Ctrl-C finds it: a suite started in the background of a script inherits
+        # SIGINT ignored, and the command rightly keeps an ignored signal ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     log = run / "log.jsonl"
     deadline = time.time() + 120
