@@ -253,10 +253,14 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_finishes(tmp_path: Path) -> Non
     )
     log = run / "log.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()  # a failing run must not outlive the test (a no-op once it has exited)
+        process.wait()
     assert process.returncode == 130 and "interrupted" in stderr
     saved = checkpoint.latest_checkpoint(run)
     step = checkpoint.load_checkpoint(saved)["step"] if saved is not None else 0
