@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from kinetoscope.errors import KinetoscopeError
@@ -132,9 +133,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         for kind, acc in summary[n].items():
             if acc:
                 lines.append([str(n), f"{acc['prompts']:.0f}", kind, *(f"{100 * acc[a]:.1f}" for a in names)])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
-    for row in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print("\n".join(_aligned(lines)))
     return 0
 
 
@@ -213,9 +212,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
             else:
                 cells.append(f"{100 * value:.1f}")
         lines.append([task, *cells])
-    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
-    for row in lines:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print("\n".join(_aligned(lines)))
     print("passed, seams, adherent, changed, kept: % of cases; min_given_psnr: dB (100 = identical)")
     return 0
 
@@ -265,6 +262,12 @@ def run_caption_swap(args: argparse.Namespace) -> int:
     return 0
 
 
+def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines, each column padded to its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+
+
 def _table(report, unknown_words: tuple[str, ...]) -> list[str]:
     """The report as text: a column-aligned table, clip rows first, then one block per object."""
     entries: list[str | tuple[str, ...]] = [("attribute", "expected", "measured", "value", "ok", "note")]
@@ -274,11 +277,8 @@ def _table(report, unknown_words: tuple[str, ...]) -> list[str]:
         label = f"{seen['color']} {seen['shape']}" if seen else "nothing matched"
         entries.append(f"object {obj.index + 1} ({label}): {'ok' if obj.ok else 'WRONG'}")
         entries += [("  " + a.name, *_row(a)[1:]) for a in obj.attributes]
-    rows = [e for e in entries if isinstance(e, tuple)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        e if isinstance(e, str) else "  ".join(c.ljust(w) for c, w in zip(e, widths)).rstrip() for e in entries
-    ]
+    aligned = iter(_aligned([e for e in entries if isinstance(e, tuple)]))
+    lines = [e if isinstance(e, str) else next(aligned) for e in entries]
     if unknown_words:
         lines.append(f"words not understood in the prompt: {' '.join(unknown_words)}")
     lines.append(f"all correct: {'yes' if report.all_correct else 'no'}")

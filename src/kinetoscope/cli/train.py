@@ -8,7 +8,7 @@ finishes the current step and saves a checkpoint before exiting (status 130).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 from kinetoscope.cli import train_dit
@@ -115,7 +115,7 @@ def _config(args: argparse.Namespace):
     from kinetoscope.data.vae_mix import VAEMixConfig
     from kinetoscope.training.losses import LossConfig
     from kinetoscope.training.vae import VAETrainConfig
-    from kinetoscope.vae.config import PRESETS, CausalVAEConfig
+    from kinetoscope.vae.config import PRESETS
 
     weights = {"shapes_weight": args.shapes_weight, "photos_weight": args.photos_weight, "lavfi_weight": args.lavfi_weight}
     mix = VAEMixConfig(batch_size=args.batch_size, seed=args.seed, **weights)
@@ -124,8 +124,7 @@ def _config(args: argparse.Namespace):
         mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed, **weights)
     model = PRESETS[args.preset]()
     if args.latent_channels is not None:
-        model = CausalVAEConfig(**{**asdict(model), "latent_channels": args.latent_channels,
-                                   "latents_mean": None, "latents_std": None})  # fmt: skip
+        model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
     return VAETrainConfig(
         model=model,
         mix=mix,

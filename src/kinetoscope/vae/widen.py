@@ -11,7 +11,7 @@ reconstructs exactly as the old one did and fine-tuning only has to learn what t
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import torch
 
@@ -40,7 +40,7 @@ def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Gen
         latents_mean=(*vae.config.latents_mean, *(0.0,) * extra),
         latents_std=(*vae.config.latents_std, *(1.0,) * extra),
     )
-    wide = CausalVideoVAE(type(vae.config)(**asdict(config))).to(next(vae.parameters()).device)
+    wide = CausalVideoVAE(config).to(next(vae.parameters()).device)
     state = vae.state_dict()
     for key, value in wide.state_dict().items():
         if key in state and state[key].shape == value.shape:
@@ -62,4 +62,4 @@ def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Gen
     decoder_in.weight.zero_()
     decoder_in.weight[:, :old] = vae.decoder.conv_in.weight
     decoder_in.bias.copy_(vae.decoder.conv_in.bias)
-    return wide.eval() if not vae.training else wide
+    return wide.train(vae.training)
