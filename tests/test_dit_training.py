@@ -22,11 +22,7 @@ def _config(**kwargs) -> DiTTrainConfig:
         model=DiTConfig(in_channels=4, text_dim=32, width=64, depth=2, heads=2),
         text=WordTextEncoderConfig(vocab=vocab, width=32, depth=1, heads=2),
         data=data,
-        tokens_per_batch=128,
-        warmup_steps=5,
-        lr=2e-3,
-        checkpoint_every=5,
-        **kwargs,
+        **({"tokens_per_batch": 128, "warmup_steps": 5, "lr": 2e-3, "checkpoint_every": 5} | kwargs),
     )
 
 
@@ -112,3 +108,70 @@ def test_load_run_ema_gives_the_newest_checkpoints_average(tmp_path):
     assert step == 12 and config.steps == 12 and not denoiser.training
     for key, value in ema_denoiser(result).state_dict().items():
         torch.testing.assert_close(denoiser.state_dict()[key], value, rtol=0, atol=0)
+
+
+def _export(result, folder):
+    trained = ema_denoiser(result)
+    trained.transformer.save_pretrained(folder / "transformer")
+    trained.text_encoder.save_pretrained(folder / "text_encoder")
+    return trained
+
+
+def test_a_fine_tune_starts_from_the_folders_weights_and_a_resume_keeps_its_own(tmp_path):
+    torch.set_num_threads(1)
+    base = train_dit(_config(steps=30), _buckets(), tmp_path / "base", progress=False)
+    trained = _export(base, tmp_path / "model")
+    scratch = train_dit(_config(steps=1, lr=1e-9), _buckets(), tmp_path / "scratch", progress=False)
+    tuned = train_dit(_config(steps=1, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune", progress=False)
+    # With a vanishing step size the first step's weights are the starting ones.
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(tuned.denoiser.state_dict()[key], value, atol=1e-6, rtol=0)
+    # Starting from a trained model, the first loss is already low; from scratch it is not.
+    assert tuned.losses[0] < 0.6 * scratch.losses[0]
+    # Resuming reads the run's checkpoint, not the folder: later steps continue the fine-tune.
+    more = train_dit(_config(steps=3, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune", progress=False)
+    assert more.step == 3 and len(more.losses) == 2
+
+
+def test_a_fine_tune_from_a_model_of_another_shape_is_refused(tmp_path):
+    base = train_dit(_config(steps=2), _buckets(), tmp_path / "base", progress=False)
+    _export(base, tmp_path / "model")
+    other = _config(steps=2, init_from=tmp_path / "model")
+    other.model = DiTConfig(in_channels=4, text_dim=32, width=32, depth=2, heads=2)
+    with pytest.raises(ValueError, match="transformer config"):
+        train_dit(other, _buckets(), tmp_path / "tune", progress=False)
+
+
+def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
+    from kinetoscope.data.latent_cache import load_buckets
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+    from kinetoscope.shapes.render import first_bounce, render_clip
+    from kinetoscope.shapes.spec import SceneSpec
+
+    shipped = default_model_dir()
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--init-from", shipped, "--steps", 2, "--run-dir", run,
+                     "--min-straight-frames", 12, "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    exported = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    assert exported == json.loads((shipped / "transformer" / "config.json").read_text())
+    clips = [b for b in load_buckets(run / "latents") if b.shape[1] > 1][0].records
+    runs = [first_bounce(render_clip(SceneSpec.from_dict(r["scene"]), seed=r["seed"]).boxes).min() for r in clips]
+    assert min(runs) >= 12
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--init-from", "{tmp}"], "not a model folder"),
+        (["--init-from", "{shipped}", "--text-encoder", "{tmp}"], "excludes --text-encoder"),
+        (["--min-straight-frames", "-2"], "min_straight_frames"),
+    ],
+)
+def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+
+    args = [a.format(tmp=tmp_path, shipped=default_model_dir()) for a in args]
+    result = run_cli("train", "dit", "--run-dir", tmp_path / "run", *args)
+    assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -184,3 +184,19 @@ def test_large_clip_renders_fast() -> None:
     start = time.perf_counter()
     render_random_clip(3, height=256, width=256, num_frames=64, num_objects=2)
     assert time.perf_counter() - start < 2.0  # ~0.1 s measured; generous for a shared 2-core machine
+
+
+def test_first_bounce_is_the_first_reversed_step() -> None:
+    from kinetoscope.shapes.render import first_bounce
+
+    scene = SceneSpec("black", (ObjectSpec("red", "circle", "large", "right", "quickly"),
+                                ObjectSpec("blue", "square", "small", "still", "slowly")))  # fmt: skip
+    for seed in range(20):
+        boxes = render_clip(scene, seed=seed).boxes
+        frames = first_bounce(boxes)
+        assert frames[1] == 16  # a still object never bounces
+        steps = np.diff(boxes[:, 0, 0])
+        assert (steps[: frames[0] - 1] > 0).all()  # right up to the bounce
+        if frames[0] < 16:
+            assert steps[frames[0] - 1] < 0  # the step into the bounce frame goes left
+    assert first_bounce(render_clip(scene, num_frames=1).boxes).tolist() == [1, 1]

@@ -42,6 +42,14 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--text-encoder", type=Path, default=None, metavar="DIR",
                      help="a local transformers folder (T5, CLIP, BERT) read frozen, each caption encoded once "
                      "(default: the word encoder, trained with the DiT)")  # fmt: skip
+    dit.add_argument("--init-from", type=Path, default=None, metavar="DIR",
+                     help="fine-tune: start from this model folder's transformer and word encoder "
+                     "(their configs replace the preset's; a resumed run keeps its checkpoint)")  # fmt: skip
+    dit.add_argument("--min-straight-frames", type=int, default=None, metavar="K",
+                     help="cache clips whose objects go K frames before their first wall bounce "
+                     "(start positions redrawn; default 0: the spec's uniform starts)")  # fmt: skip
+    dit.add_argument("--straight-fraction", type=float, default=None, metavar="F",
+                     help="share of the clips --min-straight-frames applies to (default 1)")  # fmt: skip
     dit.add_argument("--export", type=Path, default=None, help="model folder written at the end (default: RUN_DIR/final)")
     dit.add_argument("--export-now", action="store_true",
                      help="write the EMA weights of RUN_DIR's newest checkpoint to --export and exit, "
@@ -80,19 +88,51 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     if args.text_encoder is not None:
         # Absolute, so that the run resumes whichever folder the command is started in.
         common["text_encoder"] = str(args.text_encoder.resolve())
+    straight = {
+        k: v
+        for k, v in (("min_straight_frames", args.min_straight_frames), ("straight_fraction", args.straight_fraction))
+        if v is not None
+    }
     if args.preset == "debug":
         data = ShapesLatentsConfig(
-            buckets=(LatentBucketSpec(16, 64, 64, 48, 0.8), LatentBucketSpec(1, 64, 64, 16, 0.2)), shard_size=32
+            buckets=(LatentBucketSpec(16, 64, 64, 48, 0.8), LatentBucketSpec(1, 64, 64, 16, 0.2)), shard_size=32, **straight
         )
-        return DiTTrainConfig(
+        config = DiTTrainConfig(
             model=DiTConfig(in_channels=8, text_dim=text_dim or 32, width=64, depth=2, heads=2),
             text=WordTextEncoderConfig(vocab=vocab, width=32, depth=1, heads=2),
             data=data,
             **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
         )
+        return _fine_tune(config, args.init_from)
     if text_dim is not None:
         common["model"] = DiTConfig(in_channels=8, text_dim=text_dim, pooled_text=True)
-    return DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), **(overrides | common))
+    config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
+    return _fine_tune(config, args.init_from)
+
+
+def _fine_tune(config, init_from: Path | None):
+    """``config`` with the model and word-encoder configs of the ``--init-from`` folder, if any."""
+    if init_from is None:
+        return config
+    model, text = _init_configs(init_from)
+    return replace(config, model=model, text=text, init_from=str(init_from.resolve()))
+
+
+def _init_configs(folder: Path):
+    """The transformer and word-encoder configs of the model folder ``--init-from`` names."""
+    from kinetoscope import hub
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.text import WordTextEncoder, WordTextEncoderConfig
+    from kinetoscope.transformer import DiffusionTransformer, DiTConfig
+
+    if not (folder / "transformer").is_dir() or not (folder / "text_encoder").is_dir():
+        raise KinetoscopeError(f"--init-from {folder}: not a model folder (needs transformer/ and text_encoder/)")
+    model = hub.load_config(DiTConfig, folder / "transformer", class_name=DiffusionTransformer.__name__)
+    try:
+        text = hub.load_config(WordTextEncoderConfig, folder / "text_encoder", class_name=WordTextEncoder.__name__)
+    except KinetoscopeError as err:
+        raise KinetoscopeError(f"--init-from needs a model with the word text encoder: {err}") from None
+    return model, text
 
 
 def run_dit(args: argparse.Namespace) -> int:
@@ -107,6 +147,8 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--workers must be at least 1 and --threads 0 or more, got {args.workers}, {args.threads}")
     if args.data is not None and (args.cache_dir is not None or not args.data.is_dir()):
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
+    if args.init_from is not None and args.text_encoder is not None:
+        raise KinetoscopeError("--init-from fine-tunes a model with its own word encoder; it excludes --text-encoder")
     if args.export_now:
         return export_now(args)
     text_dim = None

@@ -96,6 +96,25 @@ def trajectory(
     return corners
 
 
+def first_bounce(boxes: np.ndarray) -> np.ndarray:
+    """Per object, the first frame whose step reverses a velocity component (a wall bounce).
+
+    Takes boxes ``"t o 4"`` as :func:`scene_boxes` returns them; an object that never bounces
+    (or never moves) gets ``t``, the clip's length. Frame ``k`` here means the step from frame
+    ``k - 1`` to ``k`` already goes the other way.
+    """
+    steps = np.diff(boxes[:, :, :2], axis=0)                                                    # t-1 o 2
+    frames = np.full(boxes.shape[1], boxes.shape[0], dtype=np.int64)
+    if steps.shape[0] < 2:
+        return frames
+    reversed_ = (np.sign(steps[1:]) != np.sign(steps[:1])) & (np.abs(steps[:1]) > 1e-9)        # t-2 o 2
+    for o in range(boxes.shape[1]):
+        hits = np.flatnonzero(reversed_[:, o].any(axis=-1))
+        if hits.size:
+            frames[o] = hits[0] + 2
+    return frames
+
+
 def start_range(obj: ObjectSpec, *, height: int, width: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """Ranges ``((x_lo, x_hi), (y_lo, y_hi))`` of the box's top-left corner at frame 0.
 
@@ -181,6 +200,11 @@ def draw(scene: SceneSpec, boxes: np.ndarray, *, height: int, width: int) -> np.
     return np.ascontiguousarray(canvas[:, :height, :width])
 
 
+def position_rng(seed: int) -> np.random.Generator:
+    """The generator :func:`render_clip` draws start positions from for ``seed``."""
+    return np.random.default_rng((seed, _POSITION_STREAM))
+
+
 def render_clip(
     scene: SceneSpec,
     *,
@@ -191,8 +215,7 @@ def render_clip(
 ) -> RenderedClip:
     """Render ``scene``; ``seed`` picks the start positions, so a (scene, seed) pair is one clip."""
     spec.validate_canvas(height, width, num_frames)
-    rng = np.random.default_rng((seed, _POSITION_STREAM))
-    boxes = scene_boxes(scene, rng, height=height, width=width, num_frames=num_frames)
+    boxes = scene_boxes(scene, position_rng(seed), height=height, width=width, num_frames=num_frames)
     frames = draw(scene, boxes, height=height, width=width)
     return RenderedClip(frames, scene, spec.canonical_caption(scene), boxes, float(spec.FPS))
 

@@ -81,6 +81,9 @@ class DiTTrainConfig:
     keep_last: int = 2
     seed: int = 0
     device: str = "auto"
+    # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
+    # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -92,6 +95,8 @@ class DiTTrainConfig:
         if isinstance(self.masks, dict):
             self.masks = FrameMaskConfig(**self.masks)
         self.text_encoder = str(self.text_encoder)  # a Path would never equal the checkpoint's string
+        if self.init_from is not None:
+            self.init_from = str(self.init_from)
         for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -150,6 +155,24 @@ class CaptionCache:
         lengths = torch.tensor([len(s) for s in states], device=self.device)
         mask = torch.arange(hidden.shape[1], device=self.device) < lengths[:, None]                   # b l
         return TextEmbeddings(hidden, mask).to(device if device is not None else self.device)
+
+
+def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
+    """Copy the transformer (and a word encoder's) weights of the folder ``config.init_from``.
+
+    Raises ValueError naming the folder when its configs are not the run's, so a fine-tune
+    never silently starts from a model of another shape or vocabulary.
+    """
+    folder = Path(config.init_from)
+    transformer = DiffusionTransformer.from_pretrained(folder / "transformer")
+    if transformer.config != config.model:
+        raise ValueError(f"--init-from {folder}: its transformer config is not this run's model config")
+    denoiser.transformer.load_state_dict(transformer.state_dict())
+    if isinstance(denoiser.text_encoder, WordTextEncoder):
+        encoder = WordTextEncoder.from_pretrained(folder / "text_encoder")
+        if encoder.config != config.text:
+            raise ValueError(f"--init-from {folder}: its text encoder config (vocabulary included) is not this run's")
+        denoiser.text_encoder.load_state_dict(encoder.state_dict())
 
 
 def learning_rate(config: DiTTrainConfig, step: int) -> float:
@@ -268,12 +291,14 @@ def train_dit(
         text = CaptionCache(encoder, device)
     torch.manual_seed(config.seed)
     denoiser = Denoiser(config.model, text).to(device)
+    path = checkpoint.latest_checkpoint(run_dir) if resume else None
+    if path is None and config.init_from is not None:
+        load_initial_weights(denoiser, config)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(denoiser, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
     bucket_weights = torch.tensor(list(weights), dtype=torch.float64)
     step = 0
-    path = checkpoint.latest_checkpoint(run_dir) if resume else None
     if path is not None:
         state = checkpoint.load_checkpoint(path)
         # Checkpoints from before the choice of encoder trained the word encoder.
