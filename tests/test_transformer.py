@@ -442,3 +442,43 @@ def test_pooled_text_gradients_reach_the_pooled_projection():
     latents, t, text = _inputs((2, 4, 2, 4, 4))
     model(latents, t, text).square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.pooled_text_embed.parameters())
+
+
+# ---- frame-index embedding -------------------------------------------------------------------
+
+
+def test_frame_embedding_starts_as_a_no_op():
+    plain = _model()
+    torch.manual_seed(0)
+    framed = DiffusionTransformer(_config(frame_embedding=True)).eval()
+    missing, unexpected = framed.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("frame_embed.") for k in missing)
+    with torch.no_grad():
+        framed.frame_embed.proj.bias.zero_()  # Linear biases start at 0 too; the weight is the zero init under test
+        latents, t, text = _inputs((2, 4, 3, 4, 4))
+        torch.testing.assert_close(framed(latents, t, text), plain(latents, t, text))
+
+
+def test_frame_embedding_tells_a_token_which_frame_it_is_in():
+    # RoPE sees only differences of positions: moving a clip to start at frame 3 changes nothing.
+    # With the frame embedding, it does: a token knows its frame index, not only its neighbours'.
+    latents, t, text = _inputs((1, 4, 3, 4, 4))
+    tokens = patchify(latents, (1, 2, 2))
+    positions = grid_positions((3, 2, 2))[None]
+    later = positions + torch.tensor([3, 0, 0])
+    for framed in (False, True):
+        torch.manual_seed(0)
+        model = DiffusionTransformer(_config(frame_embedding=framed))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+            moved = (model.forward_tokens(tokens, later, t, text) - model.forward_tokens(tokens, positions, t, text)).abs().max()
+        if framed:
+            assert moved > 1e-3
+        else:
+            assert moved < 1e-5
+
+
+def test_frame_embedding_must_be_a_bool():
+    with pytest.raises(ValueError, match="frame_embedding must be a bool"):
+        DiTConfig(frame_embedding=1)
