@@ -45,12 +45,6 @@ class DiTConfig:
     Flux add a pooled text vector there), so a global attribute reaches every token of every
     block without a cross-attention query finding it. Measured against cross-attention alone
     for direction words on the Shapes World (see the README)."""
-    frame_embedding: bool = False
-    """Also add a sinusoidal embedding of each token's frame index (its t position) to the
-    token, through a zero-initialised Linear (Latte and Open-Sora 1.0's STDiT add absolute
-    temporal embeddings). RoPE tells attention how far apart two tokens are, but a value never
-    carries where it is: a token cannot compute "the object's position plus k times its
-    velocity" without knowing k. A function of the index, not a table, so any duration works."""
     timestep_freq_dim: int = 256
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
@@ -73,9 +67,8 @@ class DiTConfig:
             )
         if self.timestep_freq_dim % 2:
             raise ValueError(f"timestep_freq_dim must be even, got {self.timestep_freq_dim}")
-        for name in ("pooled_text", "frame_embedding"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if not isinstance(self.pooled_text, bool):
+            raise ValueError(f"pooled_text must be a bool, got {self.pooled_text!r}")
         if self.text_conditioning not in ("cross", "joint"):
             raise ValueError(f"text_conditioning must be 'cross' or 'joint', got {self.text_conditioning!r}")
         if not self.mlp_ratio > 0:

@@ -29,26 +29,6 @@ def timestep_sinusoid(t: Tensor, dim: int, max_period: float = 10000.0) -> Tenso
     return torch.cat((args.cos(), args.sin()), dim=-1)
 
 
-class FrameEmbedding(nn.Module):
-    """Integer frame index of each token -> ``"b n d"``, added to the patch embedding.
-
-    Sinusoids of the index itself (periods from 2 pi frames up), projected by a Linear that
-    starts at zero, so enabling it leaves a model's output unchanged until training moves it.
-    """
-
-    def __init__(self, width: int, freq_dim: int = 64) -> None:
-        super().__init__()
-        self.freq_dim = freq_dim
-        self.proj = nn.Linear(freq_dim, width)
-
-    def forward(self, frames: Tensor) -> Tensor:
-        half = self.freq_dim // 2
-        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=frames.device, dtype=torch.float32) / half)
-        args = frames.float()[..., None] * freqs                                                 # b n half
-        features = torch.cat((args.cos(), args.sin()), dim=-1).to(self.proj.weight.dtype)
-        return self.proj(features)                                                               # b n d
-
-
 class TimestepConditioning(nn.Module):
     """Diffusion time -> (embedding ``temb``, shared modulation), per sample or per token.
 

@@ -23,13 +23,7 @@ from kinetoscope.patches import grid_positions, patch_grid, patchify, unpatchify
 from kinetoscope.transformer.attention import build_masks
 from kinetoscope.transformer.blocks import DiTBlock, FinalLayer
 from kinetoscope.transformer.config import DiTConfig
-from kinetoscope.transformer.embeddings import (
-    FrameEmbedding,
-    PooledTextProjection,
-    TextProjection,
-    TimestepConditioning,
-    pool_text,
-)
+from kinetoscope.transformer.embeddings import PooledTextProjection, TextProjection, TimestepConditioning, pool_text
 from kinetoscope.transformer.rope import rope_frequencies
 
 
@@ -51,7 +45,6 @@ class DiffusionTransformer(nn.Module):
         self.time_embed = TimestepConditioning(config.width, config.timestep_freq_dim)
         self.text_embed = TextProjection(config.text_dim, config.width)
         self.pooled_text_embed = PooledTextProjection(config.text_dim, config.width) if config.pooled_text else None
-        self.frame_embed = FrameEmbedding(config.width) if config.frame_embedding else None
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final = FinalLayer(config.width, config.token_dim, config.norm_eps)
         self.gradient_checkpointing = False
@@ -70,8 +63,6 @@ class DiffusionTransformer(nn.Module):
         nn.init.zeros_(self.time_embed.modulation.weight)
         if self.pooled_text_embed is not None:
             nn.init.zeros_(self.pooled_text_embed.mlp[2].weight)
-        if self.frame_embed is not None:
-            nn.init.zeros_(self.frame_embed.proj.weight)
         # Cross-attention's residual has no gate; a zero output projection keeps the block an
         # identity at init all the same (PixArt-alpha does this too).
         for block in self.blocks:
@@ -126,14 +117,13 @@ class DiffusionTransformer(nn.Module):
         joint = cfg.text_conditioning == "joint"
         text_mask = None if text_mask is None else text_mask.bool()
         masks = build_masks(segment_ids, text_mask, text_segment_ids, joint, (b, n, l), tokens.device)
-        x = self.patch_embed(tokens)                                                             # b n d
-        if self.frame_embed is not None:
-            x = x + self.frame_embed(positions[..., 0])                                          # b|1 n d
         if joint:
             # Text tokens sit at position (0, 0, 0), where RoPE is the identity (Flux, Open-Sora 2.0).
             text_positions = positions.new_zeros(positions.shape[0], l, 3)
             positions = torch.cat((text_positions, positions), dim=1)                        # b (l n) 3
         freqs = rope_frequencies(positions, cfg.head_dim, cfg.rope_theta)                    # b n (e/2)
+
+        x = self.patch_embed(tokens)                                                             # b n d
         pooled = None
         if self.pooled_text_embed is not None:
             pooled = self.pooled_text_embed(pool_text(text, text_mask, text_segment_ids, segment_ids))  # b n|1 d
