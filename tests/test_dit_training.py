@@ -166,6 +166,7 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--init-from", "{tmp}"], "not a model folder"),
         (["--init-from", "{shipped}", "--text-encoder", "{tmp}"], "excludes --text-encoder"),
         (["--min-straight-frames", "-2"], "min_straight_frames"),
+        (["--init-from", "{shipped}", "--text-conditioning", "joint"], "excludes --text-conditioning"),
     ],
 )
 def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
@@ -175,3 +176,11 @@ def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
     result = run_cli("train", "dit", "--run-dir", tmp_path / "run", *args)
     assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_trains_with_joint_text_attention(run_cli, tmp_path):
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--steps", 1, "--run-dir", run,
+                     "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "final" / "transformer" / "config.json").read_text())["text_conditioning"] == "joint"

@@ -34,6 +34,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
+    dit.add_argument("--text-conditioning", choices=("cross", "joint"), default=None,
+                     help="how video tokens read the text: cross-attention, or one joint self-attention over "
+                     "[text; video] (default: the preset's)")  # fmt: skip
     dit.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 5e-4)")
     dit.add_argument("--vae", type=Path, default=None, help="VAE folder whose latents to train on (default: the shipped VAE)")
     dit.add_argument("--cache-dir", type=Path, default=None, help="latent cache folder (default: RUN_DIR/latents)")
@@ -103,11 +106,16 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             data=data,
             **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
         )
-        return _fine_tune(config, args.init_from)
+        return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
     if text_dim is not None:
         common["model"] = DiTConfig(in_channels=8, text_dim=text_dim, pooled_text=True)
     config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
-    return _fine_tune(config, args.init_from)
+    return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
+
+
+def _conditioning(config, mode: str | None):
+    """``config`` with ``--text-conditioning``, if given."""
+    return config if mode is None else replace(config, model=replace(config.model, text_conditioning=mode))
 
 
 def _fine_tune(config, init_from: Path | None):
@@ -149,6 +157,8 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
     if args.init_from is not None and args.text_encoder is not None:
         raise KinetoscopeError("--init-from fine-tunes a model with its own word encoder; it excludes --text-encoder")
+    if args.init_from is not None and args.text_conditioning is not None:
+        raise KinetoscopeError("--init-from keeps the model's own architecture; it excludes --text-conditioning")
     if args.export_now:
         return export_now(args)
     text_dim = None
