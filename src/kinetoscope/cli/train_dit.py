@@ -108,7 +108,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         )
         return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
     if text_dim is not None:
-        common["model"] = DiTConfig(in_channels=8, text_dim=text_dim, pooled_text=True)
+        common["model"] = replace(DiTTrainConfig().model, text_dim=text_dim)
     config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
     return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
 
