@@ -106,24 +106,17 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             data=data,
             **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
         )
-        return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
-    if text_dim is not None:
-        common["model"] = replace(DiTTrainConfig().model, text_dim=text_dim)
-    config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
-    return _fine_tune(_conditioning(config, args.text_conditioning), args.init_from)
-
-
-def _conditioning(config, mode: str | None):
-    """``config`` with ``--text-conditioning``, if given."""
-    return config if mode is None else replace(config, model=replace(config.model, text_conditioning=mode))
-
-
-def _fine_tune(config, init_from: Path | None):
-    """``config`` with the model and word-encoder configs of the ``--init-from`` folder, if any."""
-    if init_from is None:
-        return config
-    model, text = _init_configs(init_from)
-    return replace(config, model=model, text=text, init_from=str(init_from.resolve()))
+    else:
+        if text_dim is not None:
+            common["model"] = replace(DiTTrainConfig().model, text_dim=text_dim)
+        config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
+    if args.text_conditioning is not None:
+        config = replace(config, model=replace(config.model, text_conditioning=args.text_conditioning))
+    if args.init_from is not None:
+        # A fine-tune keeps the folder's architecture and vocabulary (run_dit refuses the flags that would change them).
+        model, text = _init_configs(args.init_from)
+        config = replace(config, model=model, text=text, init_from=str(args.init_from.resolve()))
+    return config
 
 
 def _init_configs(folder: Path):

@@ -104,15 +104,10 @@ def first_bounce(boxes: np.ndarray) -> np.ndarray:
     ``k - 1`` to ``k`` already goes the other way.
     """
     steps = np.diff(boxes[:, :, :2], axis=0)                                                    # t-1 o 2
-    frames = np.full(boxes.shape[1], boxes.shape[0], dtype=np.int64)
     if steps.shape[0] < 2:
-        return frames
-    reversed_ = (np.sign(steps[1:]) != np.sign(steps[:1])) & (np.abs(steps[:1]) > 1e-9)        # t-2 o 2
-    for o in range(boxes.shape[1]):
-        hits = np.flatnonzero(reversed_[:, o].any(axis=-1))
-        if hits.size:
-            frames[o] = hits[0] + 2
-    return frames
+        return np.full(boxes.shape[1], boxes.shape[0], dtype=np.int64)
+    turned = ((np.sign(steps[1:]) != np.sign(steps[:1])) & (np.abs(steps[:1]) > 1e-9)).any(-1)  # t-2 o
+    return np.where(turned.any(0), turned.argmax(0) + 2, boxes.shape[0]).astype(np.int64)
 
 
 def start_range(obj: ObjectSpec, *, height: int, width: int) -> tuple[tuple[float, float], tuple[float, float]]:
