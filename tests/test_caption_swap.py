@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -64,5 +66,11 @@ def test_cli_prints_a_row_per_attribute_and_time(run_cli, tiny_model_dir, tiny_p
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["attribute", "clips"] and len(lines) == 1 + 4 * len(ATTRIBUTES)
+    late = run_cli("eval", "caption-swap", "--model", tiny_model_dir, "--cache", tmp_path / "cache", "--clips", "2",
+                   "--times", "0.95", "0.98", "--json")  # fmt: skip
+    assert late.returncode == 0, late.stderr
+    assert sorted({row["t"] for row in json.loads(late.stdout)}) == [0.95, 0.98]
+    outside = run_cli("eval", "caption-swap", "--model", tiny_model_dir, "--cache", tmp_path / "cache", "--times", "1.0")
+    assert outside.returncode == 2 and "--times" in outside.stderr and "Traceback" not in outside.stderr
     missing = run_cli("eval", "caption-swap", "--model", tiny_model_dir, "--cache", tmp_path / "nowhere")
     assert missing.returncode == 2 and "nowhere" in missing.stderr and "Traceback" not in missing.stderr

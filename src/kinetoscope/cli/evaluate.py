@@ -229,6 +229,15 @@ def _register_caption_swap(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cache", type=Path, required=True, help="latent cache folder of the model's VAE (e.g. runs/dit/latents)")
     parser.add_argument("--clips", type=int, default=64, help="clips per attribute (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
+    parser.add_argument(
+        "--times",
+        type=float,
+        nargs="+",
+        default=[0.3, 0.5, 0.7, 0.9],
+        metavar="T",
+        help="diffusion times to measure at, each in (0, 1) (default: 0.3 0.5 0.7 0.9; motion words "
+        "matter most at 0.9-0.98, where x_t no longer shows the trajectory)",
+    )
     parser.add_argument("--json", action="store_true", help="print every row as JSON")
     parser.set_defaults(func=run_caption_swap)
 
@@ -237,6 +246,8 @@ def run_caption_swap(args: argparse.Namespace) -> int:
     """Loss gaps per attribute and time; prints a table (or JSON)."""
     if args.clips < 1:
         raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    if any(not 0 < t < 1 for t in args.times):
+        raise KinetoscopeError(f"--times: each must lie in (0, 1), got {' '.join(map(str, args.times))}")
     for flag, path in (("--model", args.model), ("--cache", args.cache)):
         if path is not None and not path.is_dir():
             raise KinetoscopeError(f"{flag} {path}: not a folder")
@@ -251,13 +262,15 @@ def run_caption_swap(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--cache {args.cache}: no bucket with Shapes World scenes in its records")
     bucket = max(buckets, key=lambda b: (b.shape[1], b.latents.shape[0]))  # the longest clips
     scenes = [SceneSpec.from_dict(r["scene"]) for r in bucket.records]
-    rows = caption_swap_gaps(pipe.transformer, pipe.text_encoder, bucket.latents, scenes, max_clips=args.clips, seed=args.seed)
+    rows = caption_swap_gaps(
+        pipe.transformer, pipe.text_encoder, bucket.latents, scenes, times=args.times, max_clips=args.clips, seed=args.seed
+    )
     if args.json:
         print(json.dumps(rows))
         return 0
     print(f"{'attribute':<15}{'clips':>6}{'t':>6}{'loss true':>11}{'swapped':>10}{'gap':>9}")
     for row in rows:
-        print(f"{row['attribute']:<15}{row['clips']:>6}{row['t']:>6.1f}{row['loss_true']:>11.4f}"
+        print(f"{row['attribute']:<15}{row['clips']:>6}{row['t']:>6.2f}{row['loss_true']:>11.4f}"
               f"{row['loss_swapped']:>10.4f}{row['gap']:>9.4f}")  # fmt: skip
     return 0
 
