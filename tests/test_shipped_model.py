@@ -10,6 +10,7 @@ import pytest
 
 from kinetoscope.pipelines.text_to_video import MODEL_INDEX, KinetoscopePipeline, default_model_dir
 from kinetoscope.shapes.analyzer import analyze_clip
+from kinetoscope.shapes.detect import detect_scene
 from kinetoscope.shapes.prompts import parse_prompt
 
 WEIGHTS_LIMIT = 50 * 2**20  # all shipped weights together
@@ -51,3 +52,22 @@ def test_the_shipped_model_draws_the_asked_colour_on_the_asked_background(
     assert report.background is not None and report.background.ok, report.background
     assert report.count.ok, report.count
     assert report.objects[0].attribute("color").ok, report.objects[0].attribute("color")
+
+
+def _mean_step(pipe: KinetoscopePipeline, caption: str, seed: int) -> np.ndarray:
+    """The object's mean (x, y) step in pixels per frame over the first 6 frames, before most
+    wall bounces."""
+    objects = detect_scene(pipe(caption, seed=seed, upsample_prompt=False).frames[0]).objects
+    assert objects, f"nothing detected for {caption!r} (seed {seed})"
+    return np.nanmean(np.diff(objects[0].centers[:6], axis=0), axis=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_shipped_model_moves_the_object_the_way_the_caption_says(pipe: KinetoscopePipeline, seed: int) -> None:
+    # Same noise, opposite words: the words, not the noise, decide the motion. (The cross-attention
+    # model shipped before drew the same trajectory for every direction word.)
+    caption = "A large red circle moves quickly {} on a black background."
+    right, left = (_mean_step(pipe, caption.format(w), seed) for w in ("to the right", "to the left"))
+    down, up = (_mean_step(pipe, caption.format(w), seed) for w in ("down", "up"))
+    assert right[0] > left[0] + 0.5, (right, left)  # +x is right
+    assert down[1] > up[1] + 0.5, (down, up)  # +y is down

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("prompt", metavar="PROMPT", help="what the video should show, e.g. 'a blue ball'")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output file (.mp4, .gif, or .png for an image)")
     parser.add_argument(
-        "--strength", type=float, default=None, metavar="S", help="noise level in (0, 1] (default: the model's, 0.7)"
+        "--strength", type=float, default=None, metavar="S", help="noise level in (0, 1] (default: the model's, 0.5)"
     )
     add_sampling_arguments(parser)
     parser.set_defaults(func=run)

@@ -30,7 +30,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     )
     dit.add_argument("--run-dir", type=Path, default=Path("runs/dit"), help="checkpoints and log.jsonl (default: runs/dit)")
     dit.add_argument("--preset", choices=PRESETS, default="shapes", help="model and data size (default: shapes, the shipped model; debug: a smoke test)")
-    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 8000 for shapes, ~2 h on 2 CPU cores)")
+    dit.add_argument("--steps", type=int, default=None, help="total optimizer steps (default: 9600 for shapes, ~2.3 h on 2 CPU cores)")
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip

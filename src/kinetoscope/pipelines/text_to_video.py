@@ -42,7 +42,7 @@ class SamplingDefaults:
     """Generation settings stored with a model (``model_index.json``), chosen by measurement on it."""
 
     num_inference_steps: int = 24
-    guidance_scale: float = 4.0
+    guidance_scale: float = 7.0  # measured on the shipped models (eval t2v, guidance 2.5-10)
     sampler: str = "euler"
     num_frames: int = 16
     height: int = 64
@@ -52,7 +52,9 @@ class SamplingDefaults:
     # Settings the training run recorded: held-out attribute combinations, for the evaluation.
     held_out: tuple[dict, ...] = field(default_factory=tuple)
     # SDEdit strength of `kinetoscope edit`: the noise level the input is taken to (0 keeps it, 1 ignores it).
-    edit_strength: float = 0.7
+    # 0.5 over 0.7 on the shipped model (eval conditioning, 30 recolouring edits): trajectories kept
+    # 43% vs 10%, asked colour 93% vs 97%.
+    edit_strength: float = 0.5
 
     def __post_init__(self) -> None:
         self.held_out = tuple(dict(h) for h in self.held_out)  # JSON gives lists
