@@ -11,7 +11,9 @@ limit of long clips. Speed: encode + decode of one 17 x 64 x 64 clip, 2 threads,
 ``--repeats``. Memory: the process's peak RSS (``VmHWM``) over a chunked encode + decode of 16,
 64 and 256 frames at 64 x 64, each in a fresh subprocess, with the peak reset through
 ``/proc/self/clear_refs`` once the model and input are in memory; "rise" is that peak minus the
-RSS just before the call. Targets (from the issue): Shapes >= 36 dB, natural >= 28 dB,
+RSS just before the call. Ceiling: the Shapes World analyzer on reconstructions of held-out
+one- and two-object 16-frame clips, judged against their own captions: the most `eval t2v` can
+give any DiT trained on this VAE's latents. Targets (from the issue): Shapes >= 36 dB, natural >= 28 dB,
 compression >= 48, peak(256) / peak(16) <= 1.5.
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 import torch
 
 from kinetoscope.data.vae_mix import heldout_clips
+from kinetoscope.evaluation.ceiling import reconstruction_adherence, vae_roundtrip
 from kinetoscope.training.losses import psnr_per_clip, ssim_per_frame
 from kinetoscope.training.vae import to_model_input
 from kinetoscope.vae.framing import latent_frames
@@ -36,6 +39,8 @@ from kinetoscope.vae.model import CausalVideoVAE
 MEMORY_FRAMES = (16, 64, 256)
 CHUNK_FRAMES = 16
 TARGETS = {"shapes": 36.0, "photos": 28.0}
+CEILING_CLIPS = 40
+CEILING_COLUMNS = ("color", "shape", "size", "direction", "speed", "background", "all_correct")
 
 
 def _default_model() -> Path:
@@ -133,6 +138,14 @@ def main() -> int:
         met = _verdict(psnr >= target) if target else ""
         name = {"shapes": "Shapes World", "photos": "natural (held-out photos)", "lavfi": "lavfi test patterns"}[source]
         print(f"| {name} | {frames} | {psnr:.2f} | {ssim:.4f} | {target or ''} | {met} |", flush=True)
+
+    print(f"\n| analyzer on reconstructions ({CEILING_CLIPS} clips) | {' | '.join(CEILING_COLUMNS)} |")
+    print("|---|" + "---|" * len(CEILING_COLUMNS))
+    roundtrip = vae_roundtrip(vae)
+    for objects in (1, 2):
+        shares = reconstruction_adherence(roundtrip, count=CEILING_CLIPS, num_objects=objects)
+        cells = " | ".join(f"{100 * shares[c]:.0f}%" for c in CEILING_COLUMNS)
+        print(f"| {objects} object{'s' if objects > 1 else ''} | {cells} |", flush=True)
 
     latent_values = config.latent_channels * latent_frames(17, config.temporal_compression) * (64 // config.spatial_compression) ** 2
     clip_ratio = 17 * 64 * 64 * 3 / latent_values
