@@ -167,6 +167,10 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--init-from", "{shipped}", "--text-encoder", "{tmp}"], "excludes --text-encoder"),
         (["--min-straight-frames", "-2"], "min_straight_frames"),
         (["--init-from", "{shipped}", "--text-conditioning", "joint"], "excludes --text-conditioning"),
+        (["--masks", "sideways=0.1"], "unknown mask kind 'sideways'"),
+        (["--masks", "suffix=lots"], "must be a number"),
+        (["--masks", "suffix=-1"], "0 or more"),
+        (["--masks", "none=0,first=0,last=0,first_last=0,prefix=0,suffix=0,random=0"], "not all zero"),
     ],
 )
 def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
@@ -176,6 +180,17 @@ def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
     result = run_cli("train", "dit", "--run-dir", tmp_path / "run", *args)
     assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_trains_with_the_mask_mix_asked(run_cli, tmp_path):
+    from kinetoscope.training import checkpoint
+
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--masks", "suffix=1, none=0", "--steps", 1, "--run-dir", run,
+                     "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    masks = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run))["config"]["masks"]
+    assert masks["suffix"] == 1.0 and masks["none"] == 0.0 and masks["first"] == 0.15  # unnamed kinds keep the preset's
 
 
 def test_cli_trains_with_joint_text_attention(run_cli, tmp_path):

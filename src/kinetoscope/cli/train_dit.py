@@ -53,6 +53,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      "(start positions redrawn; default 0: the spec's uniform starts)")  # fmt: skip
     dit.add_argument("--straight-fraction", type=float, default=None, metavar="F",
                      help="share of the clips --min-straight-frames applies to (default 1)")  # fmt: skip
+    dit.add_argument("--masks", default=None, metavar="KIND=W,...",
+                     help="share of training clips per given-frame mask, e.g. 'suffix=0.12,last=0.08' (kinds: "
+                     "none, first, last, first_last, prefix, suffix, random; unnamed kinds keep the preset's)")  # fmt: skip
     dit.add_argument("--export", type=Path, default=None, help="model folder written at the end (default: RUN_DIR/final)")
     dit.add_argument("--export-now", action="store_true",
                      help="write the EMA weights of RUN_DIR's newest checkpoint to --export and exit, "
@@ -64,6 +67,24 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     dit.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     dit.set_defaults(func=run_dit)
+
+
+def parse_mask_mix(text: str) -> dict[str, float]:
+    """'suffix=0.12,last=0.08' -> {'suffix': 0.12, 'last': 0.08}; a ValueError names what is wrong."""
+    from kinetoscope.training.frame_masks import KINDS
+
+    mix = {}
+    for item in text.split(","):
+        kind, _, weight = item.strip().partition("=")
+        if kind not in KINDS:
+            raise ValueError(f"--masks: unknown mask kind {kind!r}; expected one of {', '.join(KINDS)}")
+        try:
+            mix[kind] = float(weight)
+        except ValueError:
+            raise ValueError(f"--masks {item!r}: the weight must be a number") from None
+        if not mix[kind] >= 0:
+            raise ValueError(f"--masks {item!r}: the weight must be 0 or more")
+    return mix
 
 
 def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_dim: int | None = None):
@@ -112,6 +133,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
     if args.text_conditioning is not None:
         config = replace(config, model=replace(config.model, text_conditioning=args.text_conditioning))
+    if args.masks is not None:
+        config = replace(config, masks=replace(config.masks, **parse_mask_mix(args.masks)))
     if args.init_from is not None:
         # A fine-tune keeps the folder's architecture and vocabulary (run_dit refuses the flags that would change them).
         model, text = _init_configs(args.init_from)
