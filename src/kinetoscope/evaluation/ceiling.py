@@ -14,10 +14,12 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from kinetoscope.shapes.analyzer import analyze_clip
 from kinetoscope.shapes.prompts import parse_prompt
 from kinetoscope.shapes.render import render_random_clip
+from kinetoscope.training.vae import to_model_input
 
 # Far above the seeds training streams draw, like the VAE's held-out clips.
 HELDOUT_SEED = 2**41
@@ -30,10 +32,9 @@ def vae_roundtrip(vae) -> Roundtrip:
 
     @torch.no_grad()
     def roundtrip(frames: np.ndarray) -> np.ndarray:
-        device = next(vae.parameters()).device
-        x = torch.from_numpy(frames).to(device).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
-        y = vae.decode(vae.encode(x).mode(), *frames.shape[:3])
-        return ((y[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()
+        x = to_model_input(frames[None], next(vae.parameters()).device)
+        y = vae.decode(vae.encode(x).mode(), *x.shape[2:]).clamp(-1, 1)
+        return rearrange(torch.round((y[0] + 1) * 127.5).to(torch.uint8), "c t h w -> t h w c").cpu().numpy()
 
     return roundtrip
 
