@@ -1,19 +1,15 @@
-"""Prompt upsampling: the parser's phrase families, exact round trips, sampling, and the CLI."""
+"""Prompt parsing: the parser's phrase families (synonyms, directions, word order, counts and
+referents, punctuation), exact round trips of canonical captions, and hand-written paraphrases."""
 
 from __future__ import annotations
 
 import itertools
-import json
 import random
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from kinetoscope.shapes.prompts import complete_query, parse_prompt, upsample_prompt
+from kinetoscope.shapes.prompts import parse_prompt, upsample_prompt
 from kinetoscope.shapes.spec import (
     BACKGROUNDS,
     COLORS,
@@ -21,29 +17,13 @@ from kinetoscope.shapes.spec import (
     SHAPES,
     SIZES,
     SPEEDS,
-    ObjectQuery,
     ObjectSpec,
     PromptQuery,
     SceneSpec,
     canonical_caption,
 )
 
-KINETOSCOPE = Path(sys.executable).parent / "kinetoscope"
-# The attribute value sets are disjoint, so a word alone says which attribute it sets.
-_VALUES = {"color": COLORS, "shape": SHAPES, "size": SIZES, "direction": DIRECTIONS, "speed": SPEEDS}
-
-
-def obj(words: str) -> ObjectQuery:
-    """``obj("red circle left quickly")``: an ObjectQuery naming exactly those spec values."""
-    named = {}
-    for word in words.split():
-        (attribute,) = [a for a, values in _VALUES.items() if word in values]
-        named[attribute] = word
-    return ObjectQuery(**named)
-
-
-def query(*objects: str, bg: str | None = None, unknown: tuple[str, ...] = ()) -> PromptQuery:
-    return PromptQuery(bg, tuple(obj(o) for o in objects), unknown)
+from prompt_queries import obj, query  # noqa: E402  (tests/ is on sys.path)
 
 
 def from_caption(scene: SceneSpec) -> PromptQuery:
@@ -422,128 +402,3 @@ def test_paraphrases_count() -> None:
 @pytest.mark.parametrize(("text", "expected"), PARAPHRASES, ids=[t for t, _ in PARAPHRASES])
 def test_paraphrases(text: str, expected: PromptQuery) -> None:
     assert parse_prompt(text) == expected
-
-
-# ---- completion and upsampling ----------------------------------------------------------------
-
-def test_complete_query_keeps_named_attributes_and_fills_the_rest() -> None:
-    asked = query("red circle", "square quickly", bg="white")
-    for seed in range(200):
-        scene = complete_query(asked, np.random.default_rng(seed))
-        first, second = scene.objects
-        assert scene.background == "white"
-        assert (first.color, first.shape) == ("red", "circle")
-        assert (second.shape, second.speed) == ("square", "quickly")
-        assert second.color != "red"
-        assert second.direction != "still"  # a named speed means it moves
-
-
-def test_complete_query_samples_every_open_value_and_distinct_colours() -> None:
-    seen: dict[str, set[str]] = {a: set() for a in _VALUES}
-    backgrounds = set()
-    for seed in range(400):
-        scene = complete_query(query("", ""), np.random.default_rng(seed))
-        assert len({o.color for o in scene.objects}) == 2
-        backgrounds.add(scene.background)
-        for o in scene.objects:
-            for attribute in seen:
-                seen[attribute].add(getattr(o, attribute))
-    assert backgrounds == set(BACKGROUNDS)
-    assert seen == {a: set(values) for a, values in _VALUES.items()}
-
-
-def test_complete_query_gives_one_object_when_none_is_asked() -> None:
-    assert len(complete_query(PromptQuery(), np.random.default_rng(0)).objects) == 1
-    assert len(complete_query(query(bg="gray"), np.random.default_rng(1)).objects) == 1
-
-
-def test_complete_query_rejects_what_the_world_cannot_hold() -> None:
-    with pytest.raises(ValueError, match="2 red objects"):
-        complete_query(parse_prompt("two red balls"), np.random.default_rng(0))
-    with pytest.raises(ValueError, match="at most 2"):
-        complete_query(query("red", "blue", "green"), np.random.default_rng(0))
-
-
-def test_upsample_is_exactly_the_canonical_caption_when_every_word_is_understood() -> None:
-    for seed in range(50):
-        caption = upsample_prompt("red ball going left fast", seed=seed)
-        parsed = parse_prompt(caption)
-        (o,) = parsed.objects
-        assert (o.color, o.shape, o.direction, o.speed) == ("red", "circle", "left", "quickly")
-        scene = SceneSpec(parsed.background, (ObjectSpec(**o.named()),))
-        assert caption == canonical_caption(scene)
-
-
-def test_upsample_is_deterministic_per_seed_and_varies_across_seeds() -> None:
-    assert upsample_prompt("a ball", seed=7) == upsample_prompt("a ball", seed=7)
-    assert len({upsample_prompt("a ball", seed=s) for s in range(20)}) > 5
-
-
-def test_upsample_keeps_unknown_words_after_the_caption() -> None:
-    caption = upsample_prompt("a shiny red ball on black in the rain", seed=3)
-    assert caption.endswith(" background. shiny rain")
-    assert caption.startswith("A ") and " red circle " in caption and "on a black background." in caption
-
-
-def test_motion_words_without_a_direction_never_sample_still() -> None:
-    for seed in range(100):
-        assert "stays still" not in upsample_prompt("a bouncing ball", seed=seed)
-    assert any("stays still" in upsample_prompt("a ball", seed=s) for s in range(100))
-
-
-# ---- the CLI ----------------------------------------------------------------------------------
-
-def _caption(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KINETOSCOPE), "caption", *args], capture_output=True, text=True, timeout=60)
-
-
-def test_cli_prints_the_caption() -> None:
-    done = _caption("red ball going left fast", "--seed", "4")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == upsample_prompt("red ball going left fast", seed=4) + "\n"
-    assert done.stderr == ""
-    assert _caption("red", "ball", "going", "left", "fast", "--seed", "4").stdout == done.stdout
-
-
-def test_cli_json_and_unknown_word_note() -> None:
-    done = _caption("--json", "a shiny red ball on grey")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["query"] == {
-        "background": "gray",
-        "objects": [{"color": "red", "shape": "circle", "size": None, "direction": None, "speed": None}],
-        "unknown_words": ["shiny"],
-    }
-    assert data["caption"] == upsample_prompt("a shiny red ball on grey", seed=0)
-    assert done.stderr.count("\n") == 1 and "shiny" in done.stderr
-
-
-def test_cli_json_of_a_refined_count() -> None:
-    done = _caption("--json", "two fast balls, a red one going left and a blue one heading up on grey")
-    assert done.returncode == 0, done.stderr
-    data = json.loads(done.stdout)
-    assert data["query"]["unknown_words"] == [] and data["query"]["background"] == "gray"
-    assert [(o["color"], o["shape"], o["direction"], o["speed"]) for o in data["query"]["objects"]] == [
-        ("red", "circle", "left", "quickly"),
-        ("blue", "circle", "up", "quickly"),
-    ]
-    assert done.stderr == ""
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [(("",), "TEXT: the prompt is empty"), (("  \t ",), "TEXT: the prompt is empty"),
-     (("two red balls",), "never share a colour"), (("ball", "--seed", "-1"), "--seed")],
-)  # fmt: skip
-def test_cli_bad_input_is_one_line_and_exit_2(args: tuple[str, ...], message: str) -> None:
-    done = _caption(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert done.stderr.startswith("kinetoscope: error: ") and message in done.stderr
-    assert done.stderr.count("\n") == 1
-
-
-def test_cli_caption_imports_neither_torch_nor_numpy_at_module_top() -> None:
-    code = "import sys, kinetoscope.cli.caption; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "[]", done.stderr
