@@ -288,3 +288,24 @@ def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() 
     assert wide.decoder.conv_in.weight.grad[:, 4:].abs().sum() > 0
     with pytest.raises(ValueError, match="exceed"):
         widen_latent(vae, 4)
+
+
+def test_deepening_the_decoder_keeps_reconstructions_and_trains_the_new_blocks() -> None:
+    from kinetoscope.vae.widen import deepen_decoder
+
+    vae = _vae()
+    deep = deepen_decoder(vae, (2, 1, 3))
+    assert deep.config.decoder_layers == (2, 1, 3) and [len(s) for s in deep.decoder.stages] == [3, 1, 2]
+    x = _video(5)
+    with torch.no_grad():
+        z = vae.encode(x).mode()
+        assert _close(deep.encode(x).mode(), z)
+        assert _close(deep.decode(z), vae.decode(z))  # the added blocks start as identities
+    deep.train()
+    (deep.decode(z) - x).pow(2).mean().backward()
+    added = deep.decoder.stages[0][1].conv2.weight  # the deepest stage's new (second) block
+    assert added.grad is not None and added.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="at least"):
+        deepen_decoder(vae, (1, 1, 0))
+    with pytest.raises(ValueError, match="stages"):
+        deepen_decoder(vae, (2, 2))

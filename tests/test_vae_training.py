@@ -191,6 +191,22 @@ def test_a_run_can_start_from_a_vae_with_fewer_latent_channels(tmp_path: Path) -
     assert result.returncode == 2 and "--latent-channels" in result.stderr and result.stderr.count("\n") == 1
 
 
+def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: Path) -> None:
+    start = train_vae(_config(6), tmp_path / "base", progress=False).model
+    start.save_pretrained(tmp_path / "start")
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+    result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", "--decoder-layers", "2,1,2", "--steps", "1", "--lr", "1e-9",
+                  "--stats-clips", "0", "--init-from", tmp_path / "start", "--run-dir", tmp_path / "deep")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    deep = CausalVideoVAE.from_pretrained(tmp_path / "deep" / "final")
+    assert deep.config.decoder_layers == (2, 1, 2)
+    assert abs(_eval_loss(deep, clips) - _eval_loss(start, clips)) < 1e-4  # it begins where the shallow one was
+    for bad in ("2,x,2", "0,1,1", "2,2"):
+        result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", "--decoder-layers", bad, "--init-from",
+                      tmp_path / "start", "--run-dir", tmp_path / f"bad{bad}")  # fmt: skip
+        assert result.returncode == 2 and "decoder" in result.stderr and result.stderr.count("\n") == 1, (bad, result.stderr)
+
+
 def test_decoder_only_needs_a_vae_to_start_from(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="init_from"):
         train_vae(_config(2, decoder_only=True), tmp_path, progress=False)

@@ -70,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to N keeping everything it learnt (the new channels start unused), then trained",
     )
     vae.add_argument(
+        "--decoder-layers", default=None, metavar="N,N,N",
+        help="residual blocks per decoder stage, full resolution first (default: the preset's, 1,1,2); with "
+        "--init-from a VAE of fewer, the added blocks start as identities, so training begins where it was",
+    )
+    vae.add_argument(
         "--decoder-only", action="store_true",
         help="with --init-from: train only the decoder, the encoder and latent statistics frozen, so latents "
         "(and a DiT trained on them) stay valid while reconstructions sharpen",
@@ -111,6 +116,15 @@ def _buckets(sizes: list[str] | None):
     return tuple(buckets)
 
 
+def _decoder_layers(text: str) -> tuple[int, ...]:
+    from kinetoscope.errors import KinetoscopeError
+
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise KinetoscopeError(f"--decoder-layers {text}: expected block counts like 2,2,3") from None
+
+
 def _config(args: argparse.Namespace):
     from kinetoscope.data.vae_mix import VAEMixConfig
     from kinetoscope.training.losses import LossConfig
@@ -125,6 +139,8 @@ def _config(args: argparse.Namespace):
     model = PRESETS[args.preset]()
     if args.latent_channels is not None:
         model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
+    if args.decoder_layers is not None:
+        model = replace(model, decoder_layers=_decoder_layers(args.decoder_layers))
     return VAETrainConfig(
         model=model,
         mix=mix,
