@@ -81,6 +81,26 @@ def test_loss_is_zero_for_a_perfect_reconstruction_and_grows_with_error() -> Non
         LossConfig(kl_weight=-1)
 
 
+def test_edge_term_weighs_the_rim_of_a_shape_and_ignores_flat_colour() -> None:
+    from kinetoscope.training.losses import edge_band, edge_l1
+
+    target = -torch.ones(1, 3, 2, 32, 32)
+    target[:, :, :, 10:20, 12:22] = 1.0  # a 10 x 10 white square on black
+    band = edge_band(target)[0, 0, 0]
+    assert band[10, 12] and band[8, 16] and band[11, 16]  # its corner, 2 px outside, 1 px inside its top edge
+    assert not band[15, 17] and not band[2, 2] and not band[16, 28]  # its centre and the far background
+    assert not edge_band(torch.zeros(1, 3, 1, 16, 16)).any() and edge_l1(torch.ones(1, 3, 1, 16, 16), torch.zeros(1, 3, 1, 16, 16)) == 0
+    # Shrinking the square by one pixel all round costs the same L1 in the band (~1/8 of its pixels
+    # change) as nowhere at all in a plain mean over this large frame: the band is where shape errors show.
+    shrunk = -torch.ones_like(target)
+    shrunk[:, :, :, 11:19, 13:21] = 1.0
+    assert edge_l1(shrunk, target) > 5 * (shrunk - target).abs().mean()
+    with_edge = LossConfig(edge_weight=1.0)
+    total, parts = vae_loss(shrunk, target, torch.tensor(0.0), with_edge)
+    plain, _ = vae_loss(shrunk, target, torch.tensor(0.0), LossConfig())
+    assert "edge" in parts and float(total) == pytest.approx(float(plain) + parts["edge"], rel=1e-5)
+
+
 # ---- checkpoints --------------------------------------------------------------------------
 
 

@@ -54,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vae.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of AdamW (default: 1e-3)")
     vae.add_argument("--warmup-steps", type=int, default=100, help="linear warm-up steps before cosine decay (default: 100)")
     vae.add_argument("--kl-weight", type=float, default=1e-6, help="weight of the KL term per latent value (default: 1e-6)")
+    vae.add_argument(
+        "--edge-weight", type=float, default=0.0,
+        help="weight of an extra L1 over the 2-px band around the target's edges, where most Shapes World "
+        "reconstruction error is (default: 0)",
+    )
     vae.add_argument("--seed", type=int, default=0, help="seed of the data stream and initialisation (default: 0)")
     vae.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)")
     vae.add_argument("--keep-last", type=int, default=3, help="checkpoints kept in the run folder (default: 3)")
@@ -144,7 +149,7 @@ def _config(args: argparse.Namespace):
     return VAETrainConfig(
         model=model,
         mix=mix,
-        loss=LossConfig(kl_weight=args.kl_weight),
+        loss=LossConfig(kl_weight=args.kl_weight, edge_weight=args.edge_weight),
         steps=args.steps,
         lr=args.lr,
         warmup_steps=args.warmup_steps,
