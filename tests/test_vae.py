@@ -290,22 +290,24 @@ def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() 
         widen_latent(vae, 4)
 
 
-def test_deepening_the_decoder_keeps_reconstructions_and_trains_the_new_blocks() -> None:
-    from kinetoscope.vae.widen import deepen_decoder
+def test_deepening_keeps_the_latent_and_reconstructions_and_trains_the_new_blocks() -> None:
+    from kinetoscope.vae.widen import deepen
 
     vae = _vae()
-    deep = deepen_decoder(vae, (2, 1, 3))
-    assert deep.config.decoder_layers == (2, 1, 3) and [len(s) for s in deep.decoder.stages] == [3, 1, 2]
+    deep = deepen(vae, encoder_layers=(1, 2, 1), decoder_layers=(2, 1, 3))
+    assert deep.config.encoder_layers == (1, 2, 1) and deep.config.decoder_layers == (2, 1, 3)
+    assert [len(s) for s in deep.encoder.stages] == [1, 2, 1] and [len(s) for s in deep.decoder.stages] == [3, 1, 2]
     x = _video(5)
     with torch.no_grad():
         z = vae.encode(x).mode()
-        assert _close(deep.encode(x).mode(), z)
-        assert _close(deep.decode(z), vae.decode(z))  # the added blocks start as identities
+        assert _close(deep.encode(x).mode(), z)  # the added blocks start as identities
+        assert _close(deep.decode(z), vae.decode(z))
     deep.train()
-    (deep.decode(z) - x).pow(2).mean().backward()
-    added = deep.decoder.stages[0][1].conv2.weight  # the deepest stage's new (second) block
-    assert added.grad is not None and added.grad.abs().sum() > 0
+    (deep.decode(deep.encode(x).mode()) - x).pow(2).mean().backward()
+    for added in (deep.encoder.stages[1][1], deep.decoder.stages[0][1]):  # one new block in each half
+        assert added.conv2.weight.grad is not None and added.conv2.weight.grad.abs().sum() > 0
+    assert deepen(vae, decoder_layers=(1, 1, 2)).config.encoder_layers == vae.config.encoder_layers
     with pytest.raises(ValueError, match="at least"):
-        deepen_decoder(vae, (1, 1, 0))
+        deepen(vae, decoder_layers=(1, 1, 0))
     with pytest.raises(ValueError, match="stages"):
-        deepen_decoder(vae, (2, 2))
+        deepen(vae, encoder_layers=(2, 2))

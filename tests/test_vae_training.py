@@ -221,10 +221,11 @@ def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: 
     deep = CausalVideoVAE.from_pretrained(tmp_path / "deep" / "final")
     assert deep.config.decoder_layers == (2, 1, 2)
     assert abs(_eval_loss(deep, clips) - _eval_loss(start, clips)) < 1e-4  # it begins where the shallow one was
-    for bad in ("2,x,2", "0,1,1", "2,2"):
-        result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", "--decoder-layers", bad, "--init-from",
+    for flag, bad in (("--decoder-layers", "2,x,2"), ("--decoder-layers", "0,1,1"), ("--decoder-layers", "2,2"),
+                      ("--encoder-layers", "2,2,2")):  # fmt: skip
+        result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", flag, bad, "--init-from",
                       tmp_path / "start", "--run-dir", tmp_path / f"bad{bad}")  # fmt: skip
-        assert result.returncode == 2 and "decoder" in result.stderr and result.stderr.count("\n") == 1, (bad, result.stderr)
+        assert result.returncode == 2 and flag[2:9] in result.stderr and result.stderr.count("\n") == 1, (bad, result.stderr)
 
 
 def test_decoder_only_needs_a_vae_to_start_from(tmp_path: Path) -> None:

@@ -75,9 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to N keeping everything it learnt (the new channels start unused), then trained",
     )
     vae.add_argument(
-        "--decoder-layers", default=None, metavar="N,N,N",
-        help="residual blocks per decoder stage, full resolution first (default: the preset's, 1,1,2); with "
+        "--encoder-layers", default=None, metavar="N,N,N",
+        help="residual blocks per encoder stage, full resolution first (default: the preset's, 1,1,1); with "
         "--init-from a VAE of fewer, the added blocks start as identities, so training begins where it was",
+    )
+    vae.add_argument(
+        "--decoder-layers", default=None, metavar="N,N,N",
+        help="residual blocks per decoder stage, full resolution first (default: the preset's, 1,1,2); "
+        "deepened like --encoder-layers",
     )
     vae.add_argument(
         "--decoder-only", action="store_true",
@@ -121,13 +126,13 @@ def _buckets(sizes: list[str] | None):
     return tuple(buckets)
 
 
-def _decoder_layers(text: str) -> tuple[int, ...]:
+def _layers(name: str, text: str) -> tuple[int, ...]:
     from kinetoscope.errors import KinetoscopeError
 
     try:
         return tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise KinetoscopeError(f"--decoder-layers {text}: expected block counts like 2,2,3") from None
+        raise KinetoscopeError(f"--{name.replace('_', '-')} {text}: expected block counts like 2,2,3") from None
 
 
 def _config(args: argparse.Namespace):
@@ -144,8 +149,9 @@ def _config(args: argparse.Namespace):
     model = PRESETS[args.preset]()
     if args.latent_channels is not None:
         model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
-    if args.decoder_layers is not None:
-        model = replace(model, decoder_layers=_decoder_layers(args.decoder_layers))
+    for name in ("encoder_layers", "decoder_layers"):
+        if getattr(args, name) is not None:
+            model = replace(model, **{name: _layers(name, getattr(args, name))})
     return VAETrainConfig(
         model=model,
         mix=mix,
@@ -180,6 +186,8 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError("--decoder-only: give --init-from, the exported VAE whose decoder to train")
     if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):
         raise KinetoscopeError(f"--latent-channels: must be at least 1 and excludes --decoder-only, got {args.latent_channels}")
+    if args.encoder_layers is not None and args.decoder_only:
+        raise KinetoscopeError("--encoder-layers: excludes --decoder-only (its encoder is frozen)")
     if args.stats_clips == 1:
         raise KinetoscopeError("--stats-clips: must be 0 (skip) or at least 2")
     try:

@@ -26,7 +26,7 @@ from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
-from kinetoscope.vae.widen import deepen_decoder, widen_latent
+from kinetoscope.vae.widen import deepen, widen_latent
 
 
 
@@ -162,10 +162,10 @@ def train_vae(
 
     With ``resume`` the newest checkpoint in ``run_dir`` is loaded first; a run with none starts
     from the weights of the exported VAE ``init_from`` when given (its latent widened first when
-    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.widen.widen_latent`, and its
-    decoder deepened when it asks for more blocks: :func:`~kinetoscope.vae.widen.deepen_decoder`). ``stop_at`` ends
-    the invocation early at that step, with a checkpoint, as an interruption would; a later
-    call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
+    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.widen.widen_latent`, and
+    deepened when it asks for more residual blocks: :func:`~kinetoscope.vae.widen.deepen`).
+    ``stop_at`` ends the invocation early at that step, with a checkpoint, as an interruption
+    would; a later call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.
     """
     run_dir = Path(run_dir)
@@ -186,9 +186,10 @@ def train_vae(
         start = CausalVideoVAE.from_pretrained(init_from)
         if start.latent_channels < config.model.latent_channels and not config.decoder_only:
             start = widen_latent(start, config.model.latent_channels, torch.Generator().manual_seed(config.mix.seed))
-        if start.config.decoder_layers != config.model.decoder_layers:
+        layers = {"encoder_layers": config.model.encoder_layers, "decoder_layers": config.model.decoder_layers}
+        if any(getattr(start.config, name) != value for name, value in layers.items()):
             try:
-                start = deepen_decoder(start, config.model.decoder_layers)
+                start = deepen(start, **layers)
             except ValueError as err:
                 raise ResumeMismatchError(f"{init_from}: {err}") from None
         if asdict(start.config) | _STATS != asdict(config.model) | _STATS:

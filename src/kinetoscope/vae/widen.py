@@ -8,12 +8,9 @@ decoder's first convolution gets zero weights for the new channels, so the widen
 reconstructs exactly as the old one did and fine-tuning only has to learn what to put in them.
 (Both sides zero would leave the new channels without a gradient.)
 
-Deepening the decoder keeps the latent itself: a probe on the shipped encoder's latents told a
-small square, circle and triangle apart 91% of the time while its decoder drew squares and
-triangles as discs, so the shape is in the latent and the decoder lacks the capacity to draw it.
-New residual blocks start as the identity (their last convolution is zero), so the deeper decoder
-reconstructs exactly as before and a decoder-only run (latents, and a DiT on them, unchanged)
-trains the added depth.
+Deepening adds residual blocks, which start as the identity (their last convolution is zero), so
+the deeper model encodes and reconstructs exactly as before and training begins where it was. A
+deeper decoder alone keeps the latent, and a DiT trained on it, valid (a decoder-only run).
 """
 
 from __future__ import annotations
@@ -72,19 +69,33 @@ def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Gen
     return wide.train(vae.training)
 
 
-@torch.no_grad()
-def deepen_decoder(vae: CausalVideoVAE, decoder_layers: tuple[int, ...]) -> CausalVideoVAE:
-    """A copy of ``vae`` with ``decoder_layers`` residual blocks per stage, reconstructing as ``vae`` does.
+def _grown(old: tuple[int, ...], new: tuple[int, ...] | None, name: str) -> tuple[int, ...]:
+    if new is None:
+        return old
+    new = tuple(new)
+    if len(new) != len(old) or any(n < o for n, o in zip(new, old, strict=True)):
+        raise ValueError(f"{name} must keep {len(old)} stages of at least {old} blocks, got {new}")
+    return new
 
-    Each stage keeps its trained blocks first; the added ones follow them, as identities.
+
+@torch.no_grad()
+def deepen(
+    vae: CausalVideoVAE, *, encoder_layers: tuple[int, ...] | None = None, decoder_layers: tuple[int, ...] | None = None
+) -> CausalVideoVAE:
+    """A copy of ``vae`` with more residual blocks per stage, encoding and decoding as ``vae`` does.
+
+    Each stage keeps its trained blocks first; the added ones follow them, as identities. A
+    deeper decoder alone keeps the latent (a decoder-only run leaves a DiT valid); a deeper
+    encoder starts from the same latent, which changes once the encoder trains.
     """
-    decoder_layers = tuple(decoder_layers)
-    old = vae.config.decoder_layers
-    if len(decoder_layers) != len(old) or any(new < was for new, was in zip(decoder_layers, old, strict=True)):
-        raise ValueError(f"decoder_layers must keep {len(old)} stages of at least {old} blocks, got {decoder_layers}")
-    deep = CausalVideoVAE(replace(vae.config, decoder_layers=decoder_layers)).to(next(vae.parameters()).device)
+    config = replace(
+        vae.config,
+        encoder_layers=_grown(vae.config.encoder_layers, encoder_layers, "encoder_layers"),
+        decoder_layers=_grown(vae.config.decoder_layers, decoder_layers, "decoder_layers"),
+    )
+    deep = CausalVideoVAE(config).to(next(vae.parameters()).device)
     missing, unexpected = deep.load_state_dict(vae.state_dict(), strict=False)
     # Only the added blocks may be new; their zero-initialised last convolutions make them identities.
-    if unexpected or not all(key.startswith("decoder.stages.") for key in missing):
-        raise RuntimeError(f"deepening changed more than the decoder's blocks: {missing}, {unexpected}")
+    if unexpected or not all(key.startswith(("encoder.stages.", "decoder.stages.")) for key in missing):
+        raise RuntimeError(f"deepening changed more than the residual blocks: {missing}, {unexpected}")
     return deep.train(vae.training)
