@@ -212,6 +212,8 @@ def test_a_run_can_start_from_a_vae_with_fewer_latent_channels(tmp_path: Path) -
 
 
 def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: Path) -> None:
+    from kinetoscope.data.latent_cache import vae_fingerprint
+
     start = train_vae(_config(6), tmp_path / "base", progress=False).model
     start.save_pretrained(tmp_path / "start")
     clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
@@ -221,6 +223,7 @@ def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: 
     deep = CausalVideoVAE.from_pretrained(tmp_path / "deep" / "final")
     assert deep.config.decoder_layers == (2, 1, 2)
     assert abs(_eval_loss(deep, clips) - _eval_loss(start, clips)) < 1e-4  # it begins where the shallow one was
+    assert vae_fingerprint(deep) == vae_fingerprint(start)  # same latents: a latent cache stays valid
     for flag, bad in (("--decoder-layers", "2,x,2"), ("--decoder-layers", "0,1,1"), ("--decoder-layers", "2,2"),
                       ("--encoder-layers", "2,2,2")):  # fmt: skip
         result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", flag, bad, "--init-from",

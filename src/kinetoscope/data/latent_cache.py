@@ -28,12 +28,17 @@ FORMAT = "kinetoscope-latents-1"
 SHARD_SUFFIX = ".safetensors"
 
 
+# Config fields that shape only the decoder, and so not the latents.
+_DECODER_ONLY_FIELDS = frozenset({"decoder_layers"})
+
+
 def vae_fingerprint(vae: torch.nn.Module) -> str:
     """A short hash of what a VAE's latents depend on: its config (latent statistics included)
-    and its encoder's weights. The decoder is left out on purpose: a decoder fine-tuned later
-    (``train vae --decoder-only``) decodes the same latents better, and a cache made before it
-    stays valid."""
-    digest = hashlib.sha256(json.dumps(getattr(vae, "config").__dict__, sort_keys=True, default=str).encode())
+    less the decoder's depth, and its encoder's weights. The decoder is left out on purpose: a
+    decoder fine-tuned or deepened later (``train vae --decoder-only``) decodes the same latents
+    better, and a cache made before it stays valid."""
+    config = {k: v for k, v in getattr(vae, "config").__dict__.items() if k not in _DECODER_ONLY_FIELDS}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     encoder = getattr(vae, "encoder", vae)
     for name, tensor in sorted(encoder.state_dict().items()):
         digest.update(name.encode())

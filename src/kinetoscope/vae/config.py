@@ -33,8 +33,11 @@ class CausalVAEConfig:
     block_out_channels: tuple[int, ...] = (64, 64, 80)
     # Residual blocks per stage, index 0 = the full-resolution stage, for each half.
     encoder_layers: tuple[int, ...] = (1, 1, 1)
-    # The decoder gets more depth than the encoder: generation pays only for decoding.
-    decoder_layers: tuple[int, ...] = (1, 1, 2)
+    # The decoder gets more depth than the encoder: generation pays only for decoding. The shipped
+    # decoder was deepened from (1, 1, 2) by decoder-only training (vae/widen.deepen): in 4,000
+    # steps (3, 2, 3) reached 29.0 dB on held-out Shapes World clips against 28.8 for (1, 3, 4), more
+    # depth at full resolution beating more at the latent's, and drew 70% of shapes (60% before).
+    decoder_layers: tuple[int, ...] = (3, 2, 3)
     spatial_downsample: tuple[bool, ...] = (True, False)
     temporal_downsample: tuple[bool, ...] = (True, True)
     # Per-channel statistics of the encoder's posterior mode over training data, so that
