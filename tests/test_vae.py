@@ -266,7 +266,7 @@ def test_short_overfit_reduces_reconstruction_loss() -> None:
 
 
 def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() -> None:
-    from kinetoscope.vae.widen import widen_latent
+    from kinetoscope.vae.grow import widen_latent
 
     vae = _vae()
     vae.set_latent_stats([0.1, -0.2, 0.3, 0.0], [1.5, 2.0, 0.5, 1.0])
@@ -291,7 +291,7 @@ def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() 
 
 
 def test_deepening_keeps_the_latent_and_reconstructions_and_trains_the_new_blocks() -> None:
-    from kinetoscope.vae.widen import deepen
+    from kinetoscope.vae.grow import deepen
 
     vae = _vae()
     deep = deepen(vae, encoder_layers=(1, 2, 1), decoder_layers=(2, 1, 3))

@@ -26,7 +26,7 @@ from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
-from kinetoscope.vae.widen import deepen, widen_latent
+from kinetoscope.vae.grow import deepen, widen_latent
 
 
 
@@ -162,8 +162,8 @@ def train_vae(
 
     With ``resume`` the newest checkpoint in ``run_dir`` is loaded first; a run with none starts
     from the weights of the exported VAE ``init_from`` when given (its latent widened first when
-    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.widen.widen_latent`, and
-    deepened when it asks for more residual blocks: :func:`~kinetoscope.vae.widen.deepen`).
+    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.grow.widen_latent`, and
+    deepened when it asks for more residual blocks: :func:`~kinetoscope.vae.grow.deepen`).
     ``stop_at`` ends the invocation early at that step, with a checkpoint, as an interruption
     would; a later call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.

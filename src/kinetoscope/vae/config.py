@@ -34,7 +34,7 @@ class CausalVAEConfig:
     # Residual blocks per stage, index 0 = the full-resolution stage, for each half.
     encoder_layers: tuple[int, ...] = (1, 1, 1)
     # The decoder gets more depth than the encoder: generation pays only for decoding. The shipped
-    # decoder was deepened from (1, 1, 2) by decoder-only training (vae/widen.deepen): in 4,000
+    # decoder was deepened from (1, 1, 2) by decoder-only training (vae/grow.deepen): in 4,000
     # steps (3, 2, 3) reached 29.0 dB on held-out Shapes World clips against 28.8 for (1, 3, 4), more
     # depth at full resolution beating more at the latent's, and drew 70% of shapes (60% before).
     decoder_layers: tuple[int, ...] = (3, 2, 3)

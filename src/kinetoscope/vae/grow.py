@@ -1,4 +1,4 @@
-"""Grow a trained VAE, wider latent or deeper decoder, without losing what it has learnt.
+"""Grow a trained VAE, a wider latent or a deeper encoder or decoder, without losing what it has learnt.
 
 Shapes World reconstructions showed the 8-channel latent dropping detail that no decoder
 training brings back (a small square's corners decode as a disc), so the next step is more latent
