@@ -11,6 +11,9 @@ reconstructs exactly as the old one did and fine-tuning only has to learn what t
 Deepening adds residual blocks, which start as the identity (their last convolution is zero), so
 the deeper model encodes and reconstructs exactly as before and training begins where it was. A
 deeper decoder alone keeps the latent, and a DiT trained on it, valid (a decoder-only run).
+Measured from the same start: widening 8 -> 12 channels gained nothing in 2,500 steps; a deeper
+decoder alone (3, 2, 3) took the analyzer's all-correct on one-object reconstructions from 42% to
+55% in 4,000; a deeper encoder (2, 2, 3) with it, both trained 10,000 steps, to 80%.
 """
 
 from __future__ import annotations
