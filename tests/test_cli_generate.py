@@ -62,6 +62,15 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     assert kinds == {"canonical", "paraphrase"}
     assert set(report["summary"]) == {"1", "2"}
     assert 0.0 <= report["summary"]["1"]["all"]["all_correct"] <= 1.0
+    assert all(isinstance(row["misses"], list) for row in report["rows"])
+    missed = [row for row in report["rows"] if not row["all_correct"]]
+    assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
+    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2")
+    assert result.returncode == 0, result.stderr
+    block = result.stdout.split("most common misses, 1 object")[1].split("\n\n")[0].strip().splitlines()
+    assert 2 <= len(block) <= 3 and "->" in block[1]
+    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--misses", "-1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--misses" in result.stderr
 
 
 @pytest.mark.slow

@@ -50,3 +50,30 @@ def test_true_renders_score_high_and_wrong_colours_score_zero():
     assert right.accuracy(2)["all_correct"] >= 0.8
     wrong = run_suite(_wrong_colour, suite, progress=False)
     assert wrong.accuracy(1)["color"] == 0.0 and wrong.accuracy(1)["all_correct"] == 0.0
+
+
+def _reversed(items):
+    turn = {"right": "left", "left": "right", "up": "down", "down": "up", "up-right": "down-left",
+            "down-left": "up-right", "up-left": "down-right", "down-right": "up-left", "still": "still"}  # fmt: skip
+    out = []
+    for item in items:
+        objects = tuple(ObjectSpec(**{**o.__dict__, "direction": turn[o.direction]}) for o in item.scene.objects)
+        out.append(render_clip(SceneSpec(item.scene.background, objects), seed=item.seed).frames)
+    return out
+
+
+def test_misses_name_what_was_measured_instead():
+    suite = [s for s in build_suite(8, HELD_OUT, seed=2) if len(s.scene.objects) == 1]
+    colours = run_suite(_wrong_colour, suite, progress=False).misses(1)
+    # A recoloured object is still the one asked for (matching falls back to the other
+    # attributes), so its colour is the miss, named with both colours.
+    assert colours[("color", "red", "blue")] + colours[("color", "blue", "red")] >= 1
+    assert sum(n for (name, _, _), n in colours.items() if name == "color") == len(suite)
+    reversed_ = run_suite(_reversed, suite, progress=False)
+    moving = [s for s in suite if s.scene.objects[0].direction != "still"]
+    misses = reversed_.misses(1)
+    assert sum(n for (name, _, _), n in misses.items() if name == "direction") >= len(moving) - 2
+    opposite = {("right", "left"), ("left", "right"), ("up", "down"), ("down", "up")}
+    straight = [(e, m) for (name, e, m) in misses if name == "direction" and e in dict(opposite)]
+    assert all((e, m) in opposite for e, m in straight)
+    assert all(row["misses"] == [] for row in run_suite(_render, suite, progress=False).rows if row["all_correct"])

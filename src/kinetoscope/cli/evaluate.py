@@ -92,6 +92,9 @@ def _register_t2v(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite and the noise (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
+    parser.add_argument(
+        "--misses", type=int, default=10, help="print the N most common misses per object count (default: 10; 0: none)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     parser.set_defaults(func=run_t2v)
 
@@ -100,6 +103,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     """Generate and judge the suite; prints a table (or JSON)."""
     if args.per_group < 1:
         raise KinetoscopeError(f"--per-group: must be at least 1, got {args.per_group}")
+    if args.misses < 0:
+        raise KinetoscopeError(f"--misses: must be 0 or more, got {args.misses}")
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     import torch
@@ -134,6 +139,12 @@ def run_t2v(args: argparse.Namespace) -> int:
             if acc:
                 lines.append([str(n), f"{acc['prompts']:.0f}", kind, *(f"{100 * acc[a]:.1f}" for a in names)])
     print("\n".join(_aligned(lines)))
+    for n in (1, 2):
+        misses = result.misses(n).most_common(args.misses)
+        if misses:
+            print(f"\nmost common misses, {n} object{'s' if n > 1 else ''} (asked -> measured, count):")
+            rows = [[f"  {name}", f"{expected} -> {measured or 'nothing'}", str(count)] for (name, expected, measured), count in misses]
+            print("\n".join(_aligned(rows)))
     return 0
 
 

@@ -9,6 +9,7 @@ accuracy for one- and two-object prompts.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -120,6 +121,13 @@ class SuiteResult:
         out["prompts"] = float(len(rows))
         return out
 
+    def misses(self, num_objects: int) -> Counter:
+        """What the analyzer measured instead of what was asked, counted over the prompts with
+        ``num_objects`` objects: ``(attribute, expected, measured) -> count`` (measured None: the
+        object was not found)."""
+        rows = [r for r in self.rows if r["objects"] == num_objects]
+        return Counter((m["attribute"], m["expected"], m["measured"]) for r in rows for m in r["misses"])
+
 
 def judge(frames: np.ndarray, item: SuitePrompt) -> dict:
     """Analyze one generated clip against its suite prompt's scene."""
@@ -130,12 +138,24 @@ def judge(frames: np.ndarray, item: SuitePrompt) -> dict:
         attributes[name] = all(results) if results else True
     if report.background is not None:
         attributes["background"] = report.background.ok
+    # What came out instead tells a model that ignores a word from one that draws it weakly
+    # (a slow object judged still, a diagonal judged straight); "area" (steady across frames)
+    # counts towards all-correct without a column of its own. A missing object is one miss.
+    misses = []
+    if not report.count.ok:
+        misses.append({"object": None, "attribute": "count", "expected": report.count.expected, "measured": report.count.measured})
+    for obj in report.objects:
+        wrong = [a for a in obj.attributes if not a.ok]
+        if not obj.attribute("presence").ok:
+            wrong = [obj.attribute("presence")]
+        misses += [{"object": obj.index, "attribute": a.name, "expected": a.expected, "measured": a.measured} for a in wrong]
     return {
         "prompt": item.prompt,
         "kind": item.kind,
         "objects": len(item.scene.objects),
         "attributes": attributes,
         "all_correct": report.all_correct,
+        "misses": misses,
     }
 
 
