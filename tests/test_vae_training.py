@@ -21,7 +21,14 @@ from kinetoscope.data.vae_mix import ClipBucket, VAEMixConfig, heldout_clips  # 
 from kinetoscope.io.video import read_video, write_video  # noqa: E402
 from kinetoscope.training import checkpoint  # noqa: E402
 from kinetoscope.training.losses import LossConfig, gradient_l1, psnr_per_clip, ssim_per_frame, vae_loss  # noqa: E402
-from kinetoscope.training.vae import VAETrainConfig, finalize, learning_rate, to_model_input, train_vae  # noqa: E402
+from kinetoscope.training.vae import (  # noqa: E402
+    VAETrainConfig,
+    finalize,
+    learning_rate,
+    noisy_latents,
+    to_model_input,
+    train_vae,
+)
 from kinetoscope.vae.config import tiny  # noqa: E402
 from kinetoscope.vae.model import CausalVideoVAE  # noqa: E402
 
@@ -197,6 +204,48 @@ def test_decoder_only_fine_tuning_keeps_the_latents_and_improves_reconstructions
     assert _eval_loss(tuned, clips) < before
 
 
+def test_noisy_latents_scale_with_each_channels_std_and_a_sigma_per_clip() -> None:
+    z = torch.zeros(256, 4, 3, 8, 8)
+    std = torch.tensor([1.0, 2.0, 0.5, 0.0])
+    noisy = noisy_latents(z, 0.4, std, torch.Generator().manual_seed(0))
+    per_clip = noisy.std(dim=(2, 3, 4))  # "b l"
+    ratios = per_clip[:, :3] / std[:3]
+    # One sigma per clip, shared by its channels; sigmas spread over [0, 0.4].
+    torch.testing.assert_close(ratios[:, 1], ratios[:, 0], rtol=0.35, atol=0.02)
+    assert ratios.max() < 0.48 and ratios[:, 0].min() < 0.05 and ratios[:, 0].max() > 0.35
+    assert 0.15 < float(ratios.mean()) < 0.25
+    assert torch.equal(noisy[:, 3], z[:, 3])  # a channel of std 0 is left alone
+    assert torch.equal(noisy_latents(z, 0.0, std, torch.Generator()), z)
+
+
+def test_latent_noise_reaches_the_decoder_only_and_keeps_the_run_learning(tmp_path: Path, monkeypatch) -> None:
+    start = train_vae(_config(4), tmp_path / "base", progress=False).model
+    start.set_latent_stats([0.0] * 4, [1.0, 2.0, 0.5, 1.0])
+    start.save_pretrained(tmp_path / "start")
+    seen: dict[float, list[torch.Tensor]] = {}
+    decode = CausalVideoVAE.decode
+
+    def recording(self, z, *args, **kwargs):
+        seen.setdefault(noise, []).append(z.detach().clone())
+        return decode(self, z, *args, **kwargs)
+
+    monkeypatch.setattr(CausalVideoVAE, "decode", recording)
+    results = {}
+    for noise in (0.0, 0.5):
+        config = _config(25, decoder_only=True, latent_noise=noise)
+        config.model.latents_mean, config.model.latents_std = start.config.latents_mean, start.config.latents_std
+        results[noise] = train_vae(config, tmp_path / f"noise{noise}", progress=False, init_from=tmp_path / "start")
+    # Step 1 of both runs draws the same batch and posterior sample: the difference is the added
+    # noise, sigma * std per channel with one sigma for the clip.
+    added = seen[0.5][0] - seen[0.0][0]
+    per_channel = added.std(dim=(0, 2, 3, 4)) / torch.tensor([1.0, 2.0, 0.5, 1.0])
+    assert 0 < float(per_channel.min()) and float(per_channel.max()) < 0.5 * 1.3
+    torch.testing.assert_close(per_channel, per_channel.mean().expand(4), rtol=0.3, atol=0)
+    assert not torch.equal(seen[0.5][1], seen[0.0][1])
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+    assert _eval_loss(results[0.5].model, clips) < _eval_loss(start, clips)
+
+
 def test_a_run_can_start_from_a_vae_with_fewer_latent_channels(tmp_path: Path) -> None:
     start = train_vae(_config(6), tmp_path / "base", progress=False).model
     start.save_pretrained(tmp_path / "start")
@@ -269,6 +318,7 @@ def test_train_vae_cli_exports_a_loadable_model_with_latent_statistics(tmp_path:
         (("--steps", "0"), "steps must be at least 1"),
         (("--clip-size", "16x64x64"), "1 + 4k"),
         (("--resume",), "--resume: "),
+        (("--latent-noise", "-0.5"), "latent_noise must be in [0, 10]"),
     ],
 )
 def test_train_vae_cli_rejects_bad_arguments_in_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:

@@ -59,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="weight of an extra L1 over the 2-px band around the target's edges, where most Shapes World "
         "reconstruction error is (default: 0)",
     )
+    vae.add_argument(
+        "--latent-noise", type=float, default=0.0, metavar="S",
+        help="decoder noise augmentation: the decoder sees latents plus Gaussian noise of up to S latent "
+        "standard deviations (uniform per clip), so it draws steady objects from a DiT's inexact latents (default: 0)",
+    )
     vae.add_argument("--seed", type=int, default=0, help="seed of the data stream and initialisation (default: 0)")
     vae.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)")
     vae.add_argument("--keep-last", type=int, default=3, help="checkpoints kept in the run folder (default: 3)")
@@ -163,6 +168,7 @@ def _config(args: argparse.Namespace):
         keep_last=args.keep_last,
         stats_clips=args.stats_clips,
         decoder_only=args.decoder_only,
+        latent_noise=args.latent_noise,
         device=args.device,
     )
 

@@ -1,10 +1,10 @@
 """Training the causal video VAE: the loop, resuming, latent statistics, export.
 
-One step: draw the mix's batch for this step, encode, sample the posterior, decode, take the
-loss of ``losses.vae_loss``, clip gradients, AdamW. The learning rate is a pure function of
-the step (linear warm-up, cosine decay) and the batch of step k is a pure function of
-``(seed, k)``, so a checkpoint needs only the model, the optimizer, the step and the random
-states to continue exactly where an uninterrupted run would be.
+One step: draw the mix's batch for this step, encode, sample the posterior (optionally noised
+further: ``latent_noise``), decode, take the loss of ``losses.vae_loss``, clip gradients, AdamW.
+The learning rate is a pure function of the step (linear warm-up, cosine decay) and the batch of
+step k is a pure function of ``(seed, k)``, so a checkpoint needs only the model, the optimizer,
+the step and the random states to continue exactly where an uninterrupted run would be.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ class VAETrainConfig:
     # Train the decoder alone, the encoder frozen (needs ``init_from``): latents stay exactly as
     # they were, so a DiT and its latent cache stay valid while the decoder gets sharper.
     decoder_only: bool = False
+    # Decoder noise augmentation: the decoder sees z + sigma * std * noise, sigma ~ U(0, this) per
+    # clip, std the latent's per channel. A DiT's latents are never exact, and the shipped decoder
+    # turned latent noise of 0.2 std into objects whose area pulses within each 4-frame group
+    # (the analyzer's "area" miss on half of the generated clips); trained on such latents, it
+    # learns to draw a steady object from them.
+    latent_noise: float = 0.0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -69,6 +75,8 @@ class VAETrainConfig:
         for name in ("steps", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.latent_noise <= 10:
+            raise ValueError(f"latent_noise must be in [0, 10] (latent standard deviations), got {self.latent_noise}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0 or self.stats_clips < 0:
             raise ValueError(
                 f"need lr > 0, 0 <= min_lr_ratio <= 1, warmup_steps >= 0 and stats_clips >= 0; got "
@@ -133,20 +141,40 @@ def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimi
     return int(state["step"])
 
 
+def noisy_latents(z: torch.Tensor, max_sigma: float, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``z`` (``"b l t h w"``) plus Gaussian noise of ``sigma * std`` (``"l"``, per channel), with
+    sigma drawn uniformly from [0, ``max_sigma``] for each clip, so some clips stay nearly clean."""
+    sigma = torch.rand(z.shape[0], generator=generator, device=z.device) * max_sigma
+    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    return z + rearrange(sigma, "b -> b 1 1 1 1") * rearrange(std.to(z), "l -> 1 l 1 1 1") * noise
+
+
+def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
+    """The latent's std per channel: the exported statistics when the model has them (decoder-only
+    runs), else the batch's own (a run from scratch measures its statistics only at export)."""
+    if model.config.latents_std is not None:
+        return torch.tensor(model.config.latents_std, device=z.device)
+    return z.detach().float().std(dim=(0, 2, 3, 4))
+
+
 def _train_step(
     model: CausalVideoVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, generator: torch.Generator, config: VAETrainConfig
 ) -> dict[str, float]:
     """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR."""
     with _autocast(x.device):
-        output = model(x, generator=generator)
+        posterior = model.encode(x)
+        z = posterior.sample(generator)
+        if config.latent_noise:
+            z = noisy_latents(z, config.latent_noise, _latent_std(model, z), generator)
+        reconstruction = model.decode(z, *x.shape[2:])
     # KL per latent value, so its weight does not depend on the clip size.
-    kl = output.posterior.kl().mean() / output.posterior.mean[0].numel()
-    loss, parts = vae_loss(output.sample, x, kl, config.loss)
+    kl = posterior.kl().mean() / posterior.mean[0].numel()
+    loss, parts = vae_loss(reconstruction, x, kl, config.loss)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
     optimizer.step()
-    return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(output.sample.detach(), x).mean())}
+    return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(reconstruction.detach(), x).mean())}
 
 
 def train_vae(
