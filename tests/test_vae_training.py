@@ -273,6 +273,11 @@ def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: 
     assert deep.config.decoder_layers == (2, 1, 2)
     assert abs(_eval_loss(deep, clips) - _eval_loss(start, clips)) < 1e-4  # it begins where the shallow one was
     assert vae_fingerprint(deep) == vae_fingerprint(start)  # same latents: a latent cache stays valid
+    # Fine-tuning the deeper VAE again needs no layer options: the run takes its architecture.
+    again = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", "--steps", "1", "--stats-clips", "0",
+                 "--init-from", tmp_path / "deep" / "final", "--run-dir", tmp_path / "again")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert CausalVideoVAE.from_pretrained(tmp_path / "again" / "final").config.decoder_layers == (2, 1, 2)
     for flag, bad in (("--decoder-layers", "2,x,2"), ("--decoder-layers", "0,1,1"), ("--decoder-layers", "2,2"),
                       ("--encoder-layers", "2,2,2")):  # fmt: skip
         result = _cli("train", "vae", *_TINY_ARGS, "--decoder-only", flag, bad, "--init-from",

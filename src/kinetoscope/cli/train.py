@@ -34,7 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "latent mean/std are measured and the model is exported with save_pretrained.",
     )
     vae.add_argument("--run-dir", type=Path, default=Path("runs/vae"), help="folder for checkpoints and log.jsonl (default: runs/vae)")
-    vae.add_argument("--preset", choices=_PRESETS, default="default", help="model size (default: default, the shipped model)")
+    vae.add_argument(
+        "--preset", choices=_PRESETS, default="default",
+        help="model size (default: default, the shipped model; with --init-from, that VAE's architecture instead)",
+    )
     vae.add_argument(
         "--steps", type=int, default=8000, help="total optimizer steps of the run (default: 8000, ~1 h on 2 idle CPU cores)"
     )
@@ -152,6 +155,13 @@ def _config(args: argparse.Namespace):
     if buckets is not None:
         mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed, **weights)
     model = PRESETS[args.preset]()
+    if args.init_from is not None:
+        # Fine-tuning keeps the exported VAE's architecture; the options below only grow it.
+        from kinetoscope import hub
+        from kinetoscope.vae.config import CausalVAEConfig
+
+        start = hub.load_config(CausalVAEConfig, args.init_from, class_name="CausalVideoVAE")
+        model = replace(start, latents_mean=None, latents_std=None)
     if args.latent_channels is not None:
         model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
     for name in ("encoder_layers", "decoder_layers"):
