@@ -34,13 +34,18 @@ def _render(items):
     return [render_clip(i.scene, seed=i.seed).frames for i in items]
 
 
-def _wrong_colour(items):
-    swap = {"red": "blue", "blue": "red", "green": "yellow", "yellow": "green", "orange": "purple", "purple": "orange"}
+def _changed(items, attribute: str, mapping: dict[str, str]):
+    """Renders of each item's scene with every object's ``attribute`` mapped through ``mapping``."""
     out = []
     for item in items:
-        objects = tuple(ObjectSpec(**{**o.__dict__, "color": swap[o.color]}) for o in item.scene.objects)
+        objects = tuple(ObjectSpec(**{**o.__dict__, attribute: mapping[getattr(o, attribute)]}) for o in item.scene.objects)
         out.append(render_clip(SceneSpec(item.scene.background, objects), seed=item.seed).frames)
     return out
+
+
+def _wrong_colour(items):
+    swap = {"red": "blue", "blue": "red", "green": "yellow", "yellow": "green", "orange": "purple", "purple": "orange"}
+    return _changed(items, "color", swap)
 
 
 def test_true_renders_score_high_and_wrong_colours_score_zero():
@@ -55,11 +60,7 @@ def test_true_renders_score_high_and_wrong_colours_score_zero():
 def _reversed(items):
     turn = {"right": "left", "left": "right", "up": "down", "down": "up", "up-right": "down-left",
             "down-left": "up-right", "up-left": "down-right", "down-right": "up-left", "still": "still"}  # fmt: skip
-    out = []
-    for item in items:
-        objects = tuple(ObjectSpec(**{**o.__dict__, "direction": turn[o.direction]}) for o in item.scene.objects)
-        out.append(render_clip(SceneSpec(item.scene.background, objects), seed=item.seed).frames)
-    return out
+    return _changed(items, "direction", turn)
 
 
 def test_misses_name_what_was_measured_instead():
