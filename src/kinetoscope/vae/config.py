@@ -31,8 +31,11 @@ class CausalVAEConfig:
     # (1000 steps) and trained ~30% faster per step, with half the peak memory at 128x128.
     patch_size: int = 4
     block_out_channels: tuple[int, ...] = (64, 64, 80)
-    # Residual blocks per stage, index 0 = the full-resolution stage, for each half.
-    encoder_layers: tuple[int, ...] = (1, 1, 1)
+    # Residual blocks per stage, index 0 = the full-resolution stage, for each half. The shipped
+    # encoder was deepened from (1, 1, 1) and trained with the decoder (10,000 steps): a probe told
+    # shapes apart in a latent frame packing four moving frames 82% of the time (78% before), and
+    # the analyzer judged 80% of one-object reconstructions all-correct (55% before).
+    encoder_layers: tuple[int, ...] = (2, 2, 3)
     # The decoder gets more depth than the encoder: generation pays only for decoding. The shipped
     # decoder was deepened from (1, 1, 2) by decoder-only training (vae/grow.deepen): in 4,000
     # steps (3, 2, 3) reached 29.0 dB on held-out Shapes World clips against 28.8 for (1, 3, 4), more
@@ -101,7 +104,7 @@ class CausalVAEConfig:
 
 def tiny() -> CausalVAEConfig:
     """Same structure and compression as the default at a fraction of the cost: for tests."""
-    return CausalVAEConfig(latent_channels=4, block_out_channels=(8, 16, 16), decoder_layers=(1, 1, 1))
+    return CausalVAEConfig(latent_channels=4, block_out_channels=(8, 16, 16), encoder_layers=(1, 1, 1), decoder_layers=(1, 1, 1))
 
 
 # Named sizes; functions, so that each caller gets a config of its own to change.
