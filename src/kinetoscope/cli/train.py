@@ -84,12 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vae.add_argument(
         "--encoder-layers", default=None, metavar="N,N,N",
-        help="residual blocks per encoder stage, full resolution first (default: the preset's, 1,1,1); with "
+        help="residual blocks per encoder stage, full resolution first (default: the preset's, 2,2,3, or --init-from's); with "
         "--init-from a VAE of fewer, the added blocks start as identities, so training begins where it was",
     )
     vae.add_argument(
         "--decoder-layers", default=None, metavar="N,N,N",
-        help="residual blocks per decoder stage, full resolution first (default: the preset's, 1,1,2); "
+        help="residual blocks per decoder stage, full resolution first (default: the preset's, 3,2,3, or --init-from's); "
         "deepened like --encoder-layers",
     )
     vae.add_argument(
