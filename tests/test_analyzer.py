@@ -385,3 +385,16 @@ def test_cli_eval_clip_bad_input(run_cli, clip_file, tmp_path):
     assert empty.returncode == 2 and "--prompt" in empty.stderr
     no_task = run_cli("eval")
     assert no_task.returncode == 2 and "EVAL_COMMAND" in no_task.stderr
+
+
+def test_misses_say_what_was_measured_instead_of_what_was_asked() -> None:
+    scene = SceneSpec("black", (ObjectSpec("red", "square", "large", "right", "slowly"),))
+    frames = render_clip(scene, seed=3).frames
+    assert analyze_clip(frames, parse_prompt("a large red square moving slowly right on black")).misses() == []
+    wrong = analyze_clip(frames, parse_prompt("a large blue circle moving slowly left on white")).misses()
+    asked = {(m["attribute"], m["expected"], m["measured"]) for m in wrong}
+    assert asked == {("background", "white", "black"), ("color", "blue", "red"), ("shape", "circle", "square"),
+                     ("direction", "left", "right")}  # fmt: skip
+    blank = analyze_clip(np.zeros_like(frames), parse_prompt("a red square on black")).misses()
+    # Nothing to match: the count and the one missing object, not every attribute of it.
+    assert [(m["object"], m["attribute"], m["measured"]) for m in blank] == [(None, "count", "0"), (0, "presence", "absent")]

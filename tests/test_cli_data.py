@@ -150,6 +150,9 @@ def test_demo_with_a_model_generates_judges_and_lays_out_a_sheet(run_cli, tiny_m
     for row in rows:
         # The caption is the upsampled prompt: canonical, naming a background the terse prompt may not.
         assert row["caption"].endswith("background.") and row["analyzer_all_correct"] in ("True", "False")
+        # A clip judged wrong says what was missed, in the table and on the terminal.
+        assert (row["analyzer_all_correct"] == "True") == (row["analyzer_misses"] == "")
+        assert row["analyzer_all_correct"] == "True" or f"missed: {row['analyzer_misses']}" in result.stdout
         frames, _ = read_video(out / row["path"])
         assert frames.shape == (16, 64, 64, 3)
     sheet = read_image(out / "contact_sheet.png")

@@ -100,10 +100,11 @@ def _generate(args: argparse.Namespace) -> int:
             frames, caption = out.frames[0], out.prompts[0]
             verdict = analyze_clip(frames, parse_prompt(caption))
             path = write_video(args.out / "videos" / f"{index:02d}.mp4", frames, fps)
+            misses = "; ".join(f"{m['attribute']} {m['expected']} -> {m['measured'] or 'nothing'}" for m in verdict.misses())
             rows.append({"path": str(path.relative_to(args.out)), "prompt": prompt, "caption": caption,
-                         "analyzer_all_correct": verdict.all_correct})  # fmt: skip
+                         "analyzer_all_correct": verdict.all_correct, "analyzer_misses": misses})  # fmt: skip
             videos.append(frames)
-            mark = "ok" if verdict.all_correct else "not all correct"
+            mark = "ok" if verdict.all_correct else f"missed: {misses}"
             print(f"  {index + 1}. {prompt!r} -> {caption!r} [{mark}]")
         with atomic_output(args.out / "prompts.csv") as temporary, open(temporary, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

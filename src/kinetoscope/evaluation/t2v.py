@@ -140,22 +140,14 @@ def judge(frames: np.ndarray, item: SuitePrompt) -> dict:
         attributes["background"] = report.background.ok
     # What came out instead tells a model that ignores a word from one that draws it weakly
     # (a slow object judged still, a diagonal judged straight); "area" (steady across frames)
-    # counts towards all-correct without a column of its own. A missing object is one miss.
-    misses = []
-    if not report.count.ok:
-        misses.append({"object": None, "attribute": "count", "expected": report.count.expected, "measured": report.count.measured})
-    for obj in report.objects:
-        wrong = [a for a in obj.attributes if not a.ok]
-        if not obj.attribute("presence").ok:
-            wrong = [obj.attribute("presence")]
-        misses += [{"object": obj.index, "attribute": a.name, "expected": a.expected, "measured": a.measured} for a in wrong]
+    # counts towards all-correct without a column of its own.
     return {
         "prompt": item.prompt,
         "kind": item.kind,
         "objects": len(item.scene.objects),
         "attributes": attributes,
         "all_correct": report.all_correct,
-        "misses": misses,
+        "misses": report.misses(),
     }
 
 

@@ -106,6 +106,22 @@ class ClipReport:
         background_ok = self.background is None or self.background.ok
         return background_ok and self.count.ok and all(o.ok for o in self.objects)
 
+    def misses(self) -> list[dict]:
+        """What was asked and measured instead, per failed verdict: ``{"object", "attribute",
+        "expected", "measured"}`` (``object`` None for the background and the object count; an
+        object that was not found is one miss, its presence)."""
+        misses = [
+            {"object": None, "attribute": a.name, "expected": a.expected, "measured": a.measured}
+            for a in (self.background, self.count)
+            if a is not None and not a.ok
+        ]
+        for obj in self.objects:
+            wrong = [a for a in obj.attributes if not a.ok]
+            if not obj.attribute("presence").ok:
+                wrong = [obj.attribute("presence")]
+            misses += [{"object": obj.index, "attribute": a.name, "expected": a.expected, "measured": a.measured} for a in wrong]
+        return misses
+
     def to_dict(self) -> dict:
         return {
             "all_correct": self.all_correct,
