@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vae.add_argument(
         "--latent-noise", type=float, default=0.0, metavar="S",
         help="decoder noise augmentation: the decoder sees latents plus Gaussian noise of up to S latent "
-        "standard deviations (uniform per clip), so it draws steady objects from a DiT's inexact latents (default: 0)",
+        "standard deviations (uniform per clip), for decoding a DiT's inexact latents (default: 0)",
     )
     vae.add_argument("--seed", type=int, default=0, help="seed of the data stream and initialisation (default: 0)")
     vae.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)")
@@ -84,13 +84,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vae.add_argument(
         "--encoder-layers", default=None, metavar="N,N,N",
-        help="residual blocks per encoder stage, full resolution first (default: the preset's, 2,2,3, or --init-from's); with "
-        "--init-from a VAE of fewer, the added blocks start as identities, so training begins where it was",
+        help="residual blocks per encoder stage, full resolution first (default: the preset's, 2,2,3, or "
+        "--init-from's); with --init-from a VAE of fewer, the added blocks start as identities, so training "
+        "begins where it was",
     )
     vae.add_argument(
         "--decoder-layers", default=None, metavar="N,N,N",
-        help="residual blocks per decoder stage, full resolution first (default: the preset's, 3,2,3, or --init-from's); "
-        "deepened like --encoder-layers",
+        help="residual blocks per decoder stage, full resolution first (default: the preset's, 3,2,3, or "
+        "--init-from's); deepened like --encoder-layers",
     )
     vae.add_argument(
         "--decoder-only", action="store_true",
