@@ -3,7 +3,7 @@
 A diffusion transformer makes latents, and whatever the VAE's decoder cannot draw, no DiT can.
 Rendering Shapes World clips, passing them through the VAE and judging the reconstructions
 against their own captions gives the ceiling on `eval t2v`'s accuracies for any DiT over that
-VAE. Measured on the shipped VAE, this is how shape (a small square's corners are lost) was
+VAE. Measured on an earlier shipped VAE, this is how shape (a small square's corners are lost) was
 found to cap all-correct far below the issue's targets.
 """
 

@@ -39,7 +39,8 @@ class CausalVAEConfig:
     # The decoder gets more depth than the encoder: generation pays only for decoding. The shipped
     # decoder was deepened from (1, 1, 2) by decoder-only training (vae/grow.deepen): in 4,000
     # steps (3, 2, 3) reached 29.0 dB on held-out Shapes World clips against 28.8 for (1, 3, 4), more
-    # depth at full resolution beating more at the latent's, and drew 70% of shapes (60% before).
+    # depth at full resolution beating more at the latent's, and drew 70% of shapes (60% before);
+    # trained on with the deepened encoder, the pair reached 31.4 dB.
     decoder_layers: tuple[int, ...] = (3, 2, 3)
     spatial_downsample: tuple[bool, ...] = (True, False)
     temporal_downsample: tuple[bool, ...] = (True, True)
