@@ -157,12 +157,15 @@ def _config(args: argparse.Namespace):
         mix = VAEMixConfig(buckets=buckets, batch_size=args.batch_size, seed=args.seed, **weights)
     model = PRESETS[args.preset]()
     if args.init_from is not None:
-        # Fine-tuning keeps the exported VAE's architecture; the options below only grow it.
+        # Fine-tuning keeps the exported VAE's architecture; the options below only grow it. A
+        # decoder-only run also keeps its latent statistics (its encoder is frozen), so resuming and
+        # export carry them; any other run measures its own at export. Only config.json is read
+        # here; train_vae loads the weights once.
         from kinetoscope import hub
         from kinetoscope.vae.config import CausalVAEConfig
 
         start = hub.load_config(CausalVAEConfig, args.init_from, class_name="CausalVideoVAE")
-        model = replace(start, latents_mean=None, latents_std=None)
+        model = start if args.decoder_only else replace(start, latents_mean=None, latents_std=None)
     if args.latent_channels is not None:
         model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
     for name in ("encoder_layers", "decoder_layers"):
@@ -211,14 +214,6 @@ def run_vae(args: argparse.Namespace) -> int:
         config = _config(args)
     except ValueError as err:
         raise KinetoscopeError(f"train vae: {err}") from None
-    if args.decoder_only:
-        # The run's config carries the frozen latent statistics, so resuming and export keep them.
-        # Only config.json is read here; train_vae loads the weights once.
-        from kinetoscope import hub
-        from kinetoscope.vae.config import CausalVAEConfig
-
-        start = hub.load_config(CausalVAEConfig, args.init_from, class_name="CausalVideoVAE")
-        config.model.latents_mean, config.model.latents_std = start.latents_mean, start.latents_std
 
     import torch
 

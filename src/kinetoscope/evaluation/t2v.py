@@ -138,15 +138,15 @@ def judge(frames: np.ndarray, item: SuitePrompt) -> dict:
         attributes[name] = all(results) if results else True
     if report.background is not None:
         attributes["background"] = report.background.ok
-    # What came out instead tells a model that ignores a word from one that draws it weakly
-    # (a slow object judged still, a diagonal judged straight); "area" (steady across frames)
-    # counts towards all-correct without a column of its own.
     return {
         "prompt": item.prompt,
         "kind": item.kind,
         "objects": len(item.scene.objects),
         "attributes": attributes,
         "all_correct": report.all_correct,
+        # What came out instead tells a model that ignores a word from one that draws it weakly
+        # (a slow object judged still, a diagonal judged straight); "area" (steady across frames)
+        # counts towards all-correct without a column of its own.
         "misses": report.misses(),
     }
 

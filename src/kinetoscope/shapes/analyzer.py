@@ -110,16 +110,14 @@ class ClipReport:
         """What was asked and measured instead, per failed verdict: ``{"object", "attribute",
         "expected", "measured"}`` (``object`` None for the background and the object count; an
         object that was not found is one miss, its presence)."""
-        misses = [
-            {"object": None, "attribute": a.name, "expected": a.expected, "measured": a.measured}
-            for a in (self.background, self.count)
-            if a is not None and not a.ok
-        ]
+        def miss(index: int | None, a: AttributeResult) -> dict:
+            return {"object": index, "attribute": a.name, "expected": a.expected, "measured": a.measured}
+
+        misses = [miss(None, a) for a in (self.background, self.count) if a is not None and not a.ok]
         for obj in self.objects:
-            wrong = [a for a in obj.attributes if not a.ok]
-            if not obj.attribute("presence").ok:
-                wrong = [obj.attribute("presence")]
-            misses += [{"object": obj.index, "attribute": a.name, "expected": a.expected, "measured": a.measured} for a in wrong]
+            presence = obj.attribute("presence")
+            wrong = [presence] if not presence.ok else [a for a in obj.attributes if not a.ok]
+            misses += [miss(obj.index, a) for a in wrong]
         return misses
 
     def to_dict(self) -> dict:
