@@ -167,6 +167,10 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--init-from", "{shipped}", "--text-encoder", "{tmp}"], "excludes --text-encoder"),
         (["--min-straight-frames", "-2"], "min_straight_frames"),
         (["--init-from", "{shipped}", "--text-conditioning", "joint"], "excludes --text-conditioning"),
+        (["--init-from", "{shipped}", "--patch-size", "1,1,1"], "excludes --patch-size"),
+        (["--patch-size", "1,2"], "three positive integers"),
+        (["--patch-size", "0,2,2"], "three positive integers"),
+        (["--logit-std", "0"], "logit_std > 0"),
         (["--masks", "sideways=0.1"], "unknown mask kind 'sideways'"),
         (["--masks", "suffix=lots"], "must be a number"),
         (["--masks", "suffix=-1"], "0 or more"),
@@ -193,9 +197,20 @@ def test_cli_trains_with_the_mask_mix_asked(run_cli, tmp_path):
     assert masks["suffix"] == 1.0 and masks["none"] == 0.0 and masks["first"] == 0.15  # unnamed kinds keep the preset's
 
 
-def test_cli_trains_with_joint_text_attention(run_cli, tmp_path):
+def test_cli_trains_with_the_attention_patches_and_times_asked(run_cli, tmp_path):
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+    from kinetoscope.training import checkpoint
+
     run = tmp_path / "run"
-    result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--steps", 1, "--run-dir", run,
+    result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--patch-size", "1,1,1",
+                     "--logit-mean", 0.5, "--logit-std", 0.8, "--steps", 1, "--run-dir", run,
                      "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads((run / "final" / "transformer" / "config.json").read_text())["text_conditioning"] == "joint"
+    exported = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    assert exported["text_conditioning"] == "joint" and exported["patch_size"] == [1, 1, 1]
+    config = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run))["config"]
+    assert (config["logit_mean"], config["logit_std"]) == (0.5, 0.8)
+    # One token per latent value: the exported model generates at 64 x 64 (8 x 8 latents, 5 frames -> 320 tokens).
+    out = KinetoscopePipeline.from_pretrained(run / "final")("a red circle", num_frames=16, height=64, width=64,
+                                                              num_inference_steps=2, output_type="np")  # fmt: skip
+    assert out.frames[0].shape == (16, 64, 64, 3)

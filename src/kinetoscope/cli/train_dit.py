@@ -34,6 +34,13 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
+    dit.add_argument("--logit-mean", type=float, default=None,
+                     help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
+                     "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
+    dit.add_argument("--logit-std", type=float, default=None, help="S of --logit-mean, above 0 (default: 1)")
+    dit.add_argument("--patch-size", type=_patch_size, default=None, metavar="PT,PH,PW",
+                     help="latent values per spacetime patch along time, height, width (default: the preset's, "
+                     "1,2,2; 1,1,1 gives 4x the tokens per clip and so 4x fewer clips per batch)")  # fmt: skip
     dit.add_argument("--text-conditioning", choices=("cross", "joint"), default=None,
                      help="how video tokens read the text: cross-attention, or one joint self-attention over "
                      "[text; video] (default: the preset's)")  # fmt: skip
@@ -67,6 +74,17 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     dit.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     dit.set_defaults(func=run_dit)
+
+
+def _patch_size(text: str) -> tuple[int, int, int]:
+    """'1,2,2' -> (1, 2, 2) for argparse (a bad value exits 2 with argparse's one-line message)."""
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected three positive integers PT,PH,PW, e.g. 1,2,2")
+    return sizes  # type: ignore[return-value]
 
 
 def parse_mask_mix(text: str) -> dict[str, float]:
@@ -105,6 +123,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("tokens_per_batch", args.tokens_per_batch),
             ("lr", args.lr),
             ("motion_weight", args.motion_weight),
+            ("logit_mean", args.logit_mean),
+            ("logit_std", args.logit_std),
         )
         if v is not None
     }
@@ -133,6 +153,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
     if args.text_conditioning is not None:
         config = replace(config, model=replace(config.model, text_conditioning=args.text_conditioning))
+    if args.patch_size is not None:
+        config = replace(config, model=replace(config.model, patch_size=args.patch_size))
     if args.masks is not None:
         config = replace(config, masks=replace(config.masks, **parse_mask_mix(args.masks)))
     if args.init_from is not None:
@@ -173,8 +195,9 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
     if args.init_from is not None and args.text_encoder is not None:
         raise KinetoscopeError("--init-from fine-tunes a model with its own word encoder; it excludes --text-encoder")
-    if args.init_from is not None and args.text_conditioning is not None:
-        raise KinetoscopeError("--init-from keeps the model's own architecture; it excludes --text-conditioning")
+    for flag in ("text_conditioning", "patch_size"):
+        if args.init_from is not None and getattr(args, flag) is not None:
+            raise KinetoscopeError(f"--init-from keeps the model's own architecture; it excludes --{flag.replace('_', '-')}")
     if args.export_now:
         return export_now(args)
     text_dim = None

@@ -109,6 +109,8 @@ class DiTTrainConfig:
                 f"need 0 <= caption_dropout < 1, 0 <= ema_decay < 1 and lr > 0; got "
                 f"{self.caption_dropout}, {self.ema_decay}, {self.lr}"
             )
+        if not self.logit_std > 0 or not math.isfinite(self.logit_mean):
+            raise ValueError(f"need logit_std > 0 and a finite logit_mean, got {self.logit_std}, {self.logit_mean}")
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
