@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_t2v(eval_commands)
     _register_conditioning(eval_commands)
     _register_caption_swap(eval_commands)
+    _register_one_step(eval_commands)
 
 
 def _register_clip(subparsers: argparse._SubParsersAction) -> None:
@@ -284,6 +285,62 @@ def run_caption_swap(args: argparse.Namespace) -> int:
         print(f"{row['attribute']:<15}{row['clips']:>6}{row['t']:>6.2f}{row['loss_true']:>11.4f}"
               f"{row['loss_swapped']:>10.4f}{row['gap']:>9.4f}")  # fmt: skip
     return 0
+
+
+_ONE_STEP_COLUMNS = ("all_correct", "presence", "color", "shape", "size", "direction", "speed", "area", "background")
+
+
+def _register_one_step(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "one-step",
+        help="where in the noise schedule a model loses the prompt: the analyzer on one-step predictions",
+        description="Render held-out Shapes World clips, encode them, noise them to each time T, predict "
+        "the clean clip in one step with its own caption (no guidance), decode and judge it. T = 0 is "
+        "the VAE's round trip (the ceiling of any DiT over it).",
+    )
+    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--times", type=float, nargs="+", default=[0.0, 0.3, 0.5, 0.7, 0.9], metavar="T",
+                        help="diffusion times, each in [0, 1) (default: 0 0.3 0.5 0.7 0.9)")  # fmt: skip
+    parser.add_argument("--clips", type=int, default=40, help="clips per object count (default: 40)")
+    parser.add_argument("--objects", type=int, nargs="+", choices=(1, 2), default=[1], help="object counts (default: 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the noise (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.set_defaults(func=run_one_step)
+
+
+def run_one_step(args: argparse.Namespace) -> int:
+    """Per object count and time, the share of clips passing each attribute; a table (or JSON)."""
+    if args.clips < 1:
+        raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    if any(not 0 <= t < 1 for t in args.times):
+        raise KinetoscopeError(f"--times: each must lie in [0, 1), got {' '.join(map(str, args.times))}")
+    if args.model is not None and not args.model.is_dir():
+        raise KinetoscopeError(f"--model {args.model}: not a folder")
+    from kinetoscope.evaluation.ceiling import reconstruction_adherence
+    from kinetoscope.evaluation.one_step import one_step_roundtrip
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+
+    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    rows = []
+    for objects in args.objects:
+        for t in args.times:
+            shares = reconstruction_adherence(one_step_roundtrip(pipe, t, args.seed), count=args.clips, num_objects=objects)
+            rows.append({"objects": objects, "t": t, **{c: shares[c] for c in _ONE_STEP_COLUMNS if c in shares}})
+            if not args.json and len(rows) == 1:
+                print(f"{args.clips} held-out clips per row; % of clips (objects) passing")
+            if not args.json:
+                print(_one_step_line(rows[-1], header=len(rows) == 1), flush=True)
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
+def _one_step_line(row: dict, header: bool) -> str:
+    names = {"all_correct": "all", "color": "colour", "background": "bg"}
+    line = f"{row['objects']:>7}{row['t']:>6.2f}" + "".join(f"{100 * row[c]:>10.0f}" if c in row else f"{'-':>10}" for c in _ONE_STEP_COLUMNS)
+    if not header:
+        return line
+    return f"{'objects':>7}{'t':>6}" + "".join(f"{names.get(c, c):>10}" for c in _ONE_STEP_COLUMNS) + "\n" + line
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:

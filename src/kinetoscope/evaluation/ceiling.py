@@ -24,14 +24,16 @@ from kinetoscope.training.vae import to_model_input
 # Far above the seeds training streams draw, like the VAE's held-out clips.
 HELDOUT_SEED = 2**41
 
-Roundtrip = Callable[[np.ndarray], np.ndarray]
+# Frames and their caption in, frames out (a VAE round trip ignores the caption; a DiT's one-step
+# prediction, evaluation.one_step, reads it).
+Roundtrip = Callable[[np.ndarray, str], np.ndarray]
 
 
 def vae_roundtrip(vae) -> Roundtrip:
     """uint8 ``"t h w c"`` frames through ``vae`` (posterior mode) and back, as uint8."""
 
     @torch.no_grad()
-    def roundtrip(frames: np.ndarray) -> np.ndarray:
+    def roundtrip(frames: np.ndarray, caption: str = "") -> np.ndarray:
         x = to_model_input(frames[None], next(vae.parameters()).device)
         y = vae.decode(vae.encode(x).mode(), *x.shape[2:]).clamp(-1, 1)
         return rearrange(torch.round((y[0] + 1) * 127.5).to(torch.uint8), "c t h w -> t h w c").cpu().numpy()
@@ -57,7 +59,7 @@ def reconstruction_adherence(
     passed: dict[str, list[bool]] = defaultdict(list)
     for i in range(count):
         clip = render_random_clip(seed + i, height=height, width=width, num_frames=num_frames, num_objects=num_objects)
-        report = analyze_clip(roundtrip(clip.frames), parse_prompt(clip.caption))
+        report = analyze_clip(roundtrip(clip.frames, clip.caption), parse_prompt(clip.caption))
         passed["all_correct"].append(report.all_correct)
         passed["count"].append(report.count.ok)
         if report.background is not None:
