@@ -1,4 +1,4 @@
-"""The analyzer on a DiT's one-step predictions: where in the noise schedule the prompt is lost."""
+"""The analyzer on a DiT's one-step predictions: how much of the prompt each noise level keeps."""
 
 from __future__ import annotations
 
