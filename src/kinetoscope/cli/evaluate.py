@@ -293,7 +293,7 @@ _ONE_STEP_COLUMNS = ("all_correct", "presence", "color", "shape", "size", "direc
 def _register_one_step(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "one-step",
-        help="where in the noise schedule a model loses the prompt: the analyzer on one-step predictions",
+        help="how much of the prompt one-step predictions keep at each noise level (the analyzer on them)",
         description="Render held-out Shapes World clips, encode them, noise them to each time T, predict "
         "the clean clip in one step with its own caption (no guidance), decode and judge it. T = 0 is "
         "the VAE's round trip (the ceiling of any DiT over it).",

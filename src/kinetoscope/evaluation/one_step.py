@@ -1,13 +1,14 @@
-"""Where in the noise schedule a DiT loses the prompt: the analyzer on its one-step predictions.
+"""How much of the prompt a DiT keeps at each noise level: the analyzer on its one-step predictions.
 
 A clip is encoded, noised to time ``t`` and denoised in one step with its own caption
 (``x0 = x_t - t * v``, the conditional velocity, no guidance), then decoded and judged like the
 VAE's round trips in :mod:`~kinetoscope.evaluation.ceiling`. At ``t = 0`` this is the VAE
 ceiling; as ``t`` grows the prediction has less of the clip to go on and leans on the caption.
-On the Shapes model shipped with vae2 (40 one-object clips): all-correct 78% at t = 0.2, 60% at
-0.5, 28% at 0.7, with area steady in 88 / 86 / 53% and direction 95 / 88 / 72%. Its sampled clips
-(`eval t2v`: area steady 59%, direction 30%) miss as much as the 0.7 row or more: generation goes
-wrong where noise hides the trajectory, not in the last, low-noise steps.
+Even a perfect denoiser predicts the mean of the clips that fit ``x_t`` and the caption, which
+blurs as ``t`` grows, so the rows are for comparing models at equal ``t`` (same clips, same
+noise), not for reading off where sampling fails. The Shapes model shipped with vae2, 40
+one-object clips: all-correct 80 / 72 / 60 / 30 / 5% at t = 0 / 0.3 / 0.5 / 0.7 / 0.8, direction
+95 / 95 / 92 / 78 / 52%; two objects 42 / 20 / 8 / 0 / 0%.
 """
 
 from __future__ import annotations
