@@ -321,26 +321,21 @@ def run_one_step(args: argparse.Namespace) -> int:
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
     pipe = KinetoscopePipeline.from_pretrained(args.model)
+    names = {"all_correct": "all", "color": "colour", "background": "bg"}
+    if not args.json:
+        print(f"{args.clips} held-out clips per row; % of clips (of objects, per object attribute) passing")
+        print(f"{'objects':>7}{'t':>6}" + "".join(f"{names.get(c, c):>10}" for c in _ONE_STEP_COLUMNS))
     rows = []
     for objects in args.objects:
         for t in args.times:
             shares = reconstruction_adherence(one_step_roundtrip(pipe, t, args.seed), count=args.clips, num_objects=objects)
-            rows.append({"objects": objects, "t": t, **{c: shares[c] for c in _ONE_STEP_COLUMNS if c in shares}})
-            if not args.json and len(rows) == 1:
-                print(f"{args.clips} held-out clips per row; % of clips (objects) passing")
-            if not args.json:
-                print(_one_step_line(rows[-1], header=len(rows) == 1), flush=True)
+            rows.append({"objects": objects, "t": t} | {c: shares[c] for c in _ONE_STEP_COLUMNS if c in shares})
+            if not args.json:  # row by row: each takes a while
+                cells = "".join(f"{100 * shares[c]:>10.0f}" if c in shares else f"{'-':>10}" for c in _ONE_STEP_COLUMNS)
+                print(f"{objects:>7}{t:>6.2f}{cells}", flush=True)
     if args.json:
         print(json.dumps(rows))
     return 0
-
-
-def _one_step_line(row: dict, header: bool) -> str:
-    names = {"all_correct": "all", "color": "colour", "background": "bg"}
-    line = f"{row['objects']:>7}{row['t']:>6.2f}" + "".join(f"{100 * row[c]:>10.0f}" if c in row else f"{'-':>10}" for c in _ONE_STEP_COLUMNS)
-    if not header:
-        return line
-    return f"{'objects':>7}{'t':>6}" + "".join(f"{names.get(c, c):>10}" for c in _ONE_STEP_COLUMNS) + "\n" + line
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
