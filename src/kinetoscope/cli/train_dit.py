@@ -57,9 +57,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      "(their configs replace the preset's; a resumed run keeps its checkpoint)")  # fmt: skip
     dit.add_argument("--min-straight-frames", type=int, default=None, metavar="K",
                      help="cache clips whose objects go K frames before their first wall bounce "
-                     "(start positions redrawn; default 0: the spec's uniform starts)")  # fmt: skip
+                     "(start positions redrawn; default: 15 for shapes, 0 for debug; 0: the spec's uniform starts)")  # fmt: skip
     dit.add_argument("--straight-fraction", type=float, default=None, metavar="F",
-                     help="share of the clips --min-straight-frames applies to (default 1)")  # fmt: skip
+                     help="share of the clips --min-straight-frames applies to (default: 0.8 for shapes, 1 for debug)")  # fmt: skip
     dit.add_argument("--masks", default=None, metavar="KIND=W,...",
                      help="share of training clips per given-frame mask, e.g. 'suffix=0.12,last=0.08' (kinds: "
                      "none, first, last, first_last, prefix, suffix, random; unnamed kinds keep the preset's)")  # fmt: skip
@@ -150,7 +150,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     else:
         if text_dim is not None:
             common["model"] = replace(DiTTrainConfig().model, text_dim=text_dim)
-        config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), data=ShapesLatentsConfig(**straight), **(overrides | common))
+        config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab), **(overrides | common))
+        config.data = replace(config.data, **straight)
     if args.text_conditioning is not None:
         config = replace(config, model=replace(config.model, text_conditioning=args.text_conditioning))
     if args.patch_size is not None:

@@ -54,6 +54,14 @@ def _default_model() -> DiTConfig:
     return DiTConfig(in_channels=8, text_dim=128, pooled_text=True, text_conditioning="joint")
 
 
+def _default_data() -> ShapesLatentsConfig:
+    # 80% of the clips have every object go 15 frames unbounced (the rest keep the spec's uniform
+    # starts, so bounces are still seen): "moves left" then means leftward motion for the whole clip.
+    # Measured (eval t2v --per-group 32, same recipe otherwise): one-object direction 63% against
+    # 32%, all-correct 24% against 8%.
+    return ShapesLatentsConfig(min_straight_frames=15, straight_fraction=0.8)
+
+
 @dataclass
 class DiTTrainConfig:
     """A DiT training run; the defaults are the CPU recipe of the shipped model."""
@@ -63,7 +71,7 @@ class DiTTrainConfig:
     # "word": train the word encoder (``text``) with the transformer. Otherwise a local
     # transformers folder read frozen: model.text_dim must be its hidden size, ``text`` goes unused.
     text_encoder: str = "word"
-    data: ShapesLatentsConfig = field(default_factory=ShapesLatentsConfig)
+    data: ShapesLatentsConfig = field(default_factory=_default_data)
     masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
     steps: int = 9600  # the shipped model's: 2.3 h of steps on 2 CPU cores
     # Tokens per batch, whatever the bucket: 32 clips of 16 x 64 x 64 (80 tokens each).
