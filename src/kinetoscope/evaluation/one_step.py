@@ -6,9 +6,9 @@ VAE's round trips in :mod:`~kinetoscope.evaluation.ceiling`. At ``t = 0`` this i
 ceiling; as ``t`` grows the prediction has less of the clip to go on and leans on the caption.
 Even a perfect denoiser predicts the mean of the clips that fit ``x_t`` and the caption, which
 blurs as ``t`` grows, so the rows are for comparing models at equal ``t`` (same clips, same
-noise), not for reading off where sampling fails. The Shapes model shipped with vae2, 40
-one-object clips: all-correct 80 / 72 / 60 / 30 / 5% at t = 0 / 0.3 / 0.5 / 0.7 / 0.8, direction
-95 / 95 / 92 / 78 / 52%; two objects 42 / 20 / 8 / 0 / 0%.
+noise), not for reading off where sampling fails. The first Shapes model on vae2 (uniform
+starts), 40 one-object clips: all-correct 80 / 72 / 60 / 30 / 5% at t = 0 / 0.3 / 0.5 / 0.7 /
+0.8, direction 95 / 95 / 92 / 78 / 52%; two objects 42 / 20 / 8 / 0 / 0%.
 """
 
 from __future__ import annotations
