@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from einops import rearrange
 
 from kinetoscope.diffusion import add_noise, predict_x0
 from kinetoscope.evaluation.ceiling import Roundtrip
@@ -36,7 +35,6 @@ def one_step_roundtrip(pipe, t: float, seed: int = 0) -> Roundtrip:
         x_t = add_noise(x0, noise, t)
         text = pipe.text_encoder.encode([caption], x0.device)
         v = pipe.transformer(x_t, torch.full((1,), t, device=x0.device), text.hidden, text.mask)
-        video = pipe.decode(predict_x0(x_t, v, t), num_frames, height, width)
-        return rearrange(torch.round(video[0] * 255).to(torch.uint8), "c t h w -> t h w c").cpu().numpy()
+        return pipe.to_frames(pipe.decode(predict_x0(x_t, v, t), num_frames, height, width))[0]
 
     return roundtrip

@@ -260,8 +260,7 @@ class KinetoscopePipeline:
         video = self.decode(latents, num_frames, height, width)
         if output_type == "pt":
             return VideoPipelineOutput(video, prompts)
-        frames = rearrange((video * 255).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
-        return VideoPipelineOutput(list(frames), prompts)
+        return VideoPipelineOutput(list(self.to_frames(video)), prompts)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         return self.transformer(x, t, text, text_mask)
@@ -270,6 +269,11 @@ class KinetoscopePipeline:
         """Normalised latents to pixels ``"b c t h w"`` in [0, 1]."""
         video = self.vae.decode(self.vae.denormalize(latents), num_frames, height, width)
         return ((video.clamp(-1, 1) + 1) / 2).float()
+
+    @staticmethod
+    def to_frames(video: torch.Tensor) -> np.ndarray:
+        """Pixels ``"b c t h w"`` in [0, 1] (``decode``'s output) to uint8 ``"b t h w c"``."""
+        return rearrange((video * 255).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
 
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``"t h w c"`` frames to normalised latents ``"1 c t h w"`` (posterior mode)."""

@@ -58,7 +58,7 @@ def _default_data() -> ShapesLatentsConfig:
     # 80% of the clips have every object go 15 frames unbounced (the rest keep the spec's uniform
     # starts, so bounces are still seen): "moves left" then means leftward motion for the whole clip.
     # Measured (eval t2v --per-group 32, same recipe otherwise): one-object direction 63% against
-    # 32%, all-correct 24% against 8%.
+    # 30%, all-correct 24% against 8%.
     return ShapesLatentsConfig(min_straight_frames=15, straight_fraction=0.8)
 
 
