@@ -128,3 +128,13 @@ def test_extension_windows_are_captioned_with_the_motion_they_continue(tiny_pipe
     out = KinetoscopeExtendPipeline(tiny_pipeline)("a yellow box", video=clip.frames[:16], num_frames=4)
     assert out.prompts == [clip.caption]  # grounded on the video: it starts moving right
     assert captions == [clip.caption.replace("to the right", "to the left")]  # the window starts moving left
+    captions.clear()
+    extend = KinetoscopeExtendPipeline(tiny_pipeline)
+    out = extend(clip.caption, video=clip.frames[16:], num_frames=4, backward=True)
+    # One backward window, reaching the first frame: it starts where the prompt does (the ball
+    # moves right, then bounces into the video moving left).
+    assert out.prompts == [clip.caption] and captions == [clip.caption]
+    captions.clear()
+    extend(clip.caption, video=clip.frames[8:], num_frames=16, backward=True)
+    # Two: the first continues its context (the real frames, moving left), the last reads the prompt.
+    assert captions == [clip.caption.replace("to the right", "to the left"), clip.caption]

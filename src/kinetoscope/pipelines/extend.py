@@ -170,12 +170,18 @@ def _backward(
     pipe: ConditionedPipeline, text: str, out: np.ndarray, remaining: int, windows: WindowPlan,
     generator: torch.Generator, recaption: bool, kwargs: dict,
 ) -> np.ndarray:  # fmt: skip
-    """``remaining`` new frames followed by ``out``, one backward window at a time (each caption
-    names the motion its context shows, the best guess at what comes just before it)."""
+    """``remaining`` new frames followed by ``out``, one backward window at a time.
+
+    A caption names the motion its clip starts with. The window that reaches the output's first
+    frame starts where the prompt does, so it reads the prompt as it is: a ball the prompt sends
+    right may meet the given video after a bounce, which the video's own direction would forbid
+    (trained on that caption, the model draws the ball at the wrong place and jumps into the
+    video). Earlier windows start inside the new frames, where the best guess is the motion their
+    context shows."""
     while remaining > 0:
         context, sampled, new = windows.backward(len(out), remaining)
         positions = range(sampled, sampled + context)
-        caption = _caption(text, out[:context], recaption)
+        caption = text if new == remaining else _caption(text, out[:context], recaption)
         window = pipe.sample_window(caption, out[:context], positions, sampled + context, generator, **kwargs)
         out = np.concatenate([window[sampled - new : sampled], out])
         remaining -= new
