@@ -24,7 +24,7 @@ from kinetoscope.shapes.spec import (
     canonical_caption,
 )
 
-from prompt_queries import obj, query  # noqa: E402  (tests/ is on sys.path)
+from prompt_queries import query  # noqa: E402  (tests/ is on sys.path)
 
 
 def from_caption(scene: SceneSpec) -> PromptQuery:

@@ -163,7 +163,6 @@ def coverage(shape: str, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pixel (column, row) per frame, int ``"t 2"``. Only the window is supersampled, so the cost
     follows the shape's size, not the canvas's.
     """
-    num_frames = boxes.shape[0]
     window = int(np.ceil(boxes[0, 2] - boxes[0, 0])) + 2
     origin = np.floor(boxes[:, :2]).astype(np.int64)
     offsets = (np.arange(window * SUPERSAMPLE) + 0.5) / SUPERSAMPLE

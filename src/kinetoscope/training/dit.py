@@ -18,16 +18,14 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
-from kinetoscope.data.shapes_latents import ShapesLatentsConfig
 from kinetoscope.diffusion import (
     add_noise,
     flow_loss,
@@ -39,93 +37,10 @@ from kinetoscope.diffusion import (
 from kinetoscope.patches import patch_grid
 from kinetoscope.text import HFTextEncoder, TextEmbeddings, TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
-from kinetoscope.training.frame_masks import FrameMaskConfig, sample_frame_masks
+from kinetoscope.training.frame_masks import sample_frame_masks
+from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
-
-def _default_model() -> DiTConfig:
-    # 8 latent channels: the shipped VAE's; 128-wide text: the word encoder's. Joint attention
-    # over [text; video]: with cross-attention (and pooled text) a DiT never learnt which way a
-    # prompt's object moves (benchmarks/motion_words.py: reversed-direction gap 0.0000 against
-    # 0.0089; on the Shapes World one-object direction 11% for the cross-attention model at step
-    # 8,000, 44% for the joint one shipped at 9,600). Text keys sit at RoPE's origin, so what a
-    # video token reads from the text depends on where and when the token is: motion words can
-    # say where to move.
-    return DiTConfig(in_channels=8, text_dim=128, pooled_text=True, text_conditioning="joint")
-
-
-def _default_data() -> ShapesLatentsConfig:
-    # 80% of the clips have every object go 15 frames unbounced (the rest keep the spec's uniform
-    # starts, so bounces are still seen): "moves left" then means leftward motion for the whole clip.
-    # Measured (eval t2v --per-group 32, same recipe otherwise): one-object direction 63% against
-    # 30%, all-correct 24% against 8%.
-    return ShapesLatentsConfig(min_straight_frames=15, straight_fraction=0.8)
-
-
-@dataclass
-class DiTTrainConfig:
-    """A DiT training run; the defaults are the CPU recipe of the shipped model."""
-
-    model: DiTConfig = field(default_factory=_default_model)
-    text: WordTextEncoderConfig = field(default_factory=WordTextEncoderConfig)
-    # "word": train the word encoder (``text``) with the transformer. Otherwise a local
-    # transformers folder read frozen: model.text_dim must be its hidden size, ``text`` goes unused.
-    text_encoder: str = "word"
-    data: ShapesLatentsConfig = field(default_factory=_default_data)
-    masks: FrameMaskConfig = field(default_factory=FrameMaskConfig)
-    steps: int = 9600  # the shipped model's: 2.3 h of steps on 2 CPU cores
-    # Tokens per batch, whatever the bucket: 32 clips of 16 x 64 x 64 (80 tokens each).
-    tokens_per_batch: int = 2560
-    lr: float = 5e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 300
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    # Classifier-free guidance needs an unconditional model: this share of captions is emptied.
-    caption_dropout: float = 0.1
-    # Extra loss weight where the clean latent changes between frames (diffusion.motion_weights):
-    # without it, direction words went unlearnt. 0 = plain MSE.
-    motion_weight: float = 4.0
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
-    checkpoint_every: int = 200
-    keep_last: int = 2
-    seed: int = 0
-    device: str = "auto"
-    # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
-    # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
-    init_from: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.model, dict):
-            self.model = DiTConfig(**self.model)
-        if isinstance(self.text, dict):
-            self.text = WordTextEncoderConfig(**self.text)
-        if isinstance(self.data, dict):
-            self.data = ShapesLatentsConfig(**self.data)
-        if isinstance(self.masks, dict):
-            self.masks = FrameMaskConfig(**self.masks)
-        self.text_encoder = str(self.text_encoder)  # a Path would never equal the checkpoint's string
-        if self.init_from is not None:
-            self.init_from = str(self.init_from)
-        for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not 0 <= self.caption_dropout < 1 or not 0 <= self.ema_decay < 1 or not self.lr > 0:
-            raise ValueError(
-                f"need 0 <= caption_dropout < 1, 0 <= ema_decay < 1 and lr > 0; got "
-                f"{self.caption_dropout}, {self.ema_decay}, {self.lr}"
-            )
-        if not self.logit_std > 0 or not math.isfinite(self.logit_mean):
-            raise ValueError(f"need logit_std > 0 and a finite logit_mean, got {self.logit_std}, {self.logit_mean}")
-        if not self.motion_weight >= 0:
-            raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
-        if self.text_encoder == "word" and self.model.text_dim != self.text.width:
-            raise ValueError(f"model.text_dim {self.model.text_dim} must equal text.width {self.text.width}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class Denoiser(torch.nn.Module):
