@@ -67,6 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="decoder noise augmentation: the decoder sees latents plus Gaussian noise of up to S latent "
         "standard deviations (uniform per clip), for decoding a DiT's inexact latents (default: 0)",
     )
+    vae.add_argument(
+        "--adversarial-weight", type=float, default=0.0, metavar="W",
+        help="weight of an adversarial term: a patch discriminator trained beside the VAE judges frames real "
+        "or reconstructed, penalising the blur L1 leaves at corners and edges (default: 0, off)",
+    )
+    vae.add_argument(
+        "--adversarial-start", type=int, default=0, metavar="STEP",
+        help="step from which the decoder reads the adversarial term; the discriminator trains from the "
+        "first (default: 0)",
+    )
     vae.add_argument("--seed", type=int, default=0, help="seed of the data stream and initialisation (default: 0)")
     vae.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints (default: 250)")
     vae.add_argument("--keep-last", type=int, default=3, help="checkpoints kept in the run folder (default: 3)")
@@ -183,6 +193,8 @@ def _config(args: argparse.Namespace):
         stats_clips=args.stats_clips,
         decoder_only=args.decoder_only,
         latent_noise=args.latent_noise,
+        adversarial_weight=args.adversarial_weight,
+        adversarial_start=args.adversarial_start,
         device=args.device,
     )
 

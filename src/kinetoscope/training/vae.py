@@ -22,12 +22,17 @@ from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
+from kinetoscope.training.discriminator import (
+    DiscriminatorConfig,
+    PatchDiscriminator,
+    discriminator_hinge,
+    generator_hinge,
+)
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
 from kinetoscope.vae.grow import deepen, widen_latent
-
 
 
 @dataclass
@@ -64,6 +69,12 @@ class VAETrainConfig:
     # under 0.4 noise in 65% of clips (57% without) but left generated clips' area misses as they
     # were and cost clean shape, so it is off by default.
     latent_noise: float = 0.0
+    # Weight of the adversarial term (training.discriminator; 0 = no discriminator). Its
+    # discriminator trains from the first step; the decoder reads its loss from
+    # ``adversarial_start`` on, once it tells real from reconstructed at all.
+    adversarial_weight: float = 0.0
+    adversarial_start: int = 0
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -73,6 +84,12 @@ class VAETrainConfig:
             self.mix = VAEMixConfig(**self.mix)
         if isinstance(self.loss, dict):
             self.loss = LossConfig(**self.loss)
+        if isinstance(self.discriminator, dict):
+            self.discriminator = DiscriminatorConfig(**self.discriminator)
+        if not self.adversarial_weight >= 0 or self.adversarial_start < 0:
+            raise ValueError(
+                f"need adversarial_weight >= 0 and adversarial_start >= 0, got {self.adversarial_weight}, {self.adversarial_start}"
+            )
         for name in ("steps", "checkpoint_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -124,8 +141,13 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimizer, generator) -> int:
-    """Load the newest checkpoint in ``run_dir`` into the objects; returns its step (0 if none)."""
+def _resume(
+    run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimizer, generator, adversary: Adversary | None
+) -> int:
+    """Load the newest checkpoint in ``run_dir`` into the objects; returns its step (0 if none).
+
+    An ``adversary`` continues from the checkpoint's discriminator, or starts fresh when the run
+    had none (an adversarial fine-tune continuing a plain run)."""
     path = checkpoint.latest_checkpoint(run_dir)
     if path is None:
         return 0
@@ -138,6 +160,9 @@ def _resume(run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimi
     optimizer.load_state_dict(state["optimizer"])
     checkpoint.set_rng_state(state["rng"])
     generator.set_state(state["generator"])
+    if adversary is not None and "discriminator" in state:
+        adversary.net.load_state_dict(state["discriminator"])
+        adversary.optimizer.load_state_dict(state["discriminator_optimizer"])
     trim_log(run_dir, state["step"])
     return int(state["step"])
 
@@ -158,10 +183,43 @@ def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
     return z.detach().float().std(dim=(0, 2, 3, 4))
 
 
+@dataclass
+class Adversary:
+    """The discriminator of an adversarial run and its optimizer (betas of GAN practice: a short
+    memory, since what it must tell apart keeps changing)."""
+
+    net: PatchDiscriminator
+    optimizer: torch.optim.Optimizer
+
+    @classmethod
+    def create(cls, config: VAETrainConfig, device: torch.device) -> Adversary:
+        net = PatchDiscriminator(config.discriminator).to(device)
+        return cls(net, torch.optim.AdamW(net.parameters(), lr=config.lr, betas=(0.5, 0.9), weight_decay=0.0))
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float) -> float:
+        """One discriminator step on real clips and (detached) reconstructions; returns its loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = discriminator_hinge(self.net(real), self.net(fake.detach()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+
 def _train_step(
-    model: CausalVideoVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, generator: torch.Generator, config: VAETrainConfig
+    model: CausalVideoVAE,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    generator: torch.Generator,
+    config: VAETrainConfig,
+    adversary: Adversary | None = None,
+    adversarial: bool = False,
 ) -> dict[str, float]:
-    """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR."""
+    """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR.
+
+    With an ``adversary`` its discriminator takes a step too, and with ``adversarial`` the
+    decoder's loss includes fooling it."""
     with _autocast(x.device):
         posterior = model.encode(x)
         z = posterior.sample(generator)
@@ -171,10 +229,18 @@ def _train_step(
     # KL per latent value, so its weight does not depend on the clip size.
     kl = posterior.kl().mean() / posterior.mean[0].numel()
     loss, parts = vae_loss(reconstruction, x, kl, config.loss)
+    if adversary is not None and adversarial:
+        adversary.net.requires_grad_(False)  # the decoder's step leaves the discriminator alone
+        fooling = generator_hinge(adversary.net(reconstruction.float()))
+        adversary.net.requires_grad_(True)
+        loss = loss + config.adversarial_weight * fooling
+        parts["adv"] = float(fooling.detach())
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
     optimizer.step()
+    if adversary is not None:
+        parts["disc"] = adversary.step(x, reconstruction.float(), optimizer.param_groups[0]["lr"])
     return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(reconstruction.detach(), x).mean())}
 
 
@@ -209,7 +275,8 @@ def train_vae(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.mix.seed)
-    step = _resume(run_dir, config, model, optimizer, generator) if resume else 0
+    adversary = Adversary.create(config, device) if config.adversarial_weight else None
+    step = _resume(run_dir, config, model, optimizer, generator, adversary) if resume else 0
     if step == 0 and init_from is not None:
         # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
         start = CausalVideoVAE.from_pretrained(init_from)
@@ -236,6 +303,9 @@ def train_vae(
             "generator": generator.get_state(),
             "config": config.to_dict(),
         }
+        if adversary is not None:
+            state["discriminator"] = adversary.net.state_dict()
+            state["discriminator_optimizer"] = adversary.optimizer.state_dict()
         checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
 
     losses: list[float] = []
@@ -252,7 +322,7 @@ def train_vae(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = to_model_input(mix.batch(step).frames, device)
-            parts = _train_step(model, optimizer, x, generator, config)
+            parts = _train_step(model, optimizer, x, generator, config, adversary, step >= config.adversarial_start)
             step += 1
             losses.append(parts["loss"])
             smoothed = parts["loss"] if smoothed is None else 0.9 * smoothed + 0.1 * parts["loss"]
