@@ -5,8 +5,9 @@ The objective is L1 + SSIM + gradient terms + a small KL:
 - 1 - SSIM (Wang et al. 2004, per frame, 11x11 Gaussian window, sigma 1.5) rewards texture
   and local contrast that L1 alone blurs away on photos;
 - L1 on finite differences along x, y and t sharpens edges and penalises flicker, a cheap
-  stand-in for the perceptual and adversarial terms of the big video VAEs, which need
-  pretrained networks or a GAN and are out of reach on a CPU;
+  stand-in for the perceptual term of the big video VAEs (it needs a pretrained network); their
+  adversarial term is optional here (training.discriminator, off by default: a 1,500-step
+  decoder fine-tune with it left small squares as round as before and cost 0.2 dB);
 - L1 over the band around the target's edges (off by default): in Shapes World reconstructions
   80% of the squared error sits within 2 px of an object's edge, 8% of the pixels, where a plain
   mean gives it little weight; on photos nearly every pixel is in the band, so it acts as more L1;

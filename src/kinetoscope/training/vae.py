@@ -71,7 +71,10 @@ class VAETrainConfig:
     latent_noise: float = 0.0
     # Weight of the adversarial term (training.discriminator; 0 = no discriminator). Its
     # discriminator trains from the first step; the decoder reads its loss from
-    # ``adversarial_start`` on, once it tells real from reconstructed at all.
+    # ``adversarial_start`` on, once it tells real from reconstructed at all. Measured on the
+    # shipped VAE (decoder only, 1,500 steps, weight 0.05 from step 200, edge weight 1): held-out
+    # Shapes 31.41 -> 31.18 dB, photos 24.84 -> 24.70 dB; small squares read as circles in 6 of 9
+    # round trips (7 of 9 before): a hint (not a proof) that the corners are lost in the latent.
     adversarial_weight: float = 0.0
     adversarial_start: int = 0
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
