@@ -204,6 +204,26 @@ def test_decoder_only_fine_tuning_keeps_the_latents_and_improves_reconstructions
     assert _eval_loss(tuned, clips) < before
 
 
+def test_encoder_only_fine_tuning_keeps_the_decoder_and_measures_new_statistics(tmp_path: Path) -> None:
+    start = train_vae(_config(6), tmp_path / "base", progress=False).model
+    start.set_latent_stats([0.1, -0.2, 0.3, 0.0], [1.5, 2.0, 0.5, 1.0])
+    start.save_pretrained(tmp_path / "start")
+    clips = to_model_input(heldout_clips("shapes", 4, num_frames=5, height=32, width=32), torch.device("cpu"))
+
+    config = _config(25, encoder_only=True)
+    result = train_vae(config, tmp_path / "encoder", progress=False, init_from=tmp_path / "start")
+    tuned = finalize(result.model, config, tmp_path / "tuned")
+    for name, value in start.decoder.state_dict().items():
+        torch.testing.assert_close(tuned.decoder.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(tuned.encoder.state_dict()[k], v) for k, v in start.encoder.state_dict().items())
+    assert tuned.config.latents_mean != start.config.latents_mean  # the latents moved: measured again
+    assert _eval_loss(tuned, clips) < _eval_loss(start, clips)
+    with pytest.raises(ValueError, match="exclude each other"):
+        _config(2, encoder_only=True, decoder_only=True)
+    result = _cli("train", "vae", *_TINY_ARGS, "--encoder-only", "--run-dir", tmp_path / "bad")
+    assert result.returncode == 2 and "--encoder-only" in result.stderr and result.stderr.count("\n") == 1
+
+
 def test_noisy_latents_scale_with_each_channels_std_and_a_sigma_per_clip() -> None:
     z = torch.zeros(256, 4, 3, 8, 8)
     std = torch.tensor([1.0, 2.0, 0.5, 0.0])

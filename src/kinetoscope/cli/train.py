@@ -108,6 +108,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --init-from: train only the decoder, the encoder and latent statistics frozen, so latents "
         "(and a DiT trained on them) stay valid while reconstructions sharpen",
     )
+    vae.add_argument(
+        "--encoder-only", action="store_true",
+        help="with --init-from: train only the encoder, the decoder frozen, so latents learn to carry what "
+        "the decoder can already draw (latent statistics are measured again; a DiT needs retraining)",
+    )
     vae.add_argument("--shapes-weight", type=float, default=0.5, help="share of Shapes World clips (default: 0.5)")
     vae.add_argument("--photos-weight", type=float, default=0.4, help="share of camera moves over photos (default: 0.4)")
     vae.add_argument("--lavfi-weight", type=float, default=0.1, help="share of lavfi test patterns (default: 0.1)")
@@ -192,6 +197,7 @@ def _config(args: argparse.Namespace):
         keep_last=args.keep_last,
         stats_clips=args.stats_clips,
         decoder_only=args.decoder_only,
+        encoder_only=args.encoder_only,
         latent_noise=args.latent_noise,
         adversarial_weight=args.adversarial_weight,
         adversarial_start=args.adversarial_start,
@@ -216,6 +222,10 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--init-from {args.init_from}: not an exported VAE folder (no config.json)")
     if args.decoder_only and args.init_from is None:
         raise KinetoscopeError("--decoder-only: give --init-from, the exported VAE whose decoder to train")
+    if args.encoder_only and (args.init_from is None or args.decoder_only):
+        raise KinetoscopeError("--encoder-only: give --init-from, the exported VAE whose encoder to train (not with --decoder-only)")
+    if args.encoder_only and (args.latent_channels is not None or args.decoder_layers is not None):
+        raise KinetoscopeError("--encoder-only: excludes --latent-channels and --decoder-layers (its decoder is frozen)")
     if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):
         raise KinetoscopeError(f"--latent-channels: must be at least 1 and excludes --decoder-only, got {args.latent_channels}")
     if args.encoder_layers is not None and args.decoder_only:
