@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("skimage", reason="scikit-image (the 'train' extra) ships the training photos")
 
+from dit_models import one_thread  # noqa: E402, F401  (tests/ is on sys.path; one_thread is autouse)
 from kinetoscope.data.vae_mix import ClipBucket, VAEMixConfig, heldout_clips  # noqa: E402
 from kinetoscope.training import checkpoint  # noqa: E402
 from kinetoscope.training.discriminator import (  # noqa: E402
@@ -28,14 +29,6 @@ from kinetoscope.training.vae import VAETrainConfig, to_model_input, train_vae  
 from kinetoscope.vae.config import tiny  # noqa: E402
 
 KINETOSCOPE = Path(sys.executable).parent / "kinetoscope"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _config(steps: int, **overrides) -> VAETrainConfig:

@@ -222,8 +222,8 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--init-from {args.init_from}: not an exported VAE folder (no config.json)")
     if args.decoder_only and args.init_from is None:
         raise KinetoscopeError("--decoder-only: give --init-from, the exported VAE whose decoder to train")
-    if args.encoder_only and (args.init_from is None or args.decoder_only):
-        raise KinetoscopeError("--encoder-only: give --init-from, the exported VAE whose encoder to train (not with --decoder-only)")
+    if args.encoder_only and args.init_from is None:
+        raise KinetoscopeError("--encoder-only: give --init-from, the exported VAE whose encoder to train")
     if args.encoder_only and (args.latent_channels is not None or args.decoder_layers is not None):
         raise KinetoscopeError("--encoder-only: excludes --latent-channels and --decoder-layers (its decoder is frozen)")
     if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):

@@ -41,18 +41,21 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, config: DiscriminatorConfig | None = None, in_channels: int = 3) -> None:
         super().__init__()
         self.config = config = config or DiscriminatorConfig()
+        def norm(channels: int) -> nn.GroupNorm:
+            return nn.GroupNorm(8 if channels % 8 == 0 else 1, channels)
+
         blocks: list[nn.Module] = [nn.Conv2d(in_channels, config.width, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         channels = config.width
         for _ in range(config.layers - 1):
             blocks += [
                 nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1),
-                nn.GroupNorm(8 if channels % 4 == 0 else 1, 2 * channels),
+                norm(2 * channels),
                 nn.LeakyReLU(0.2),
             ]
             channels *= 2
         blocks += [
             nn.Conv2d(channels, 2 * channels, 3, padding=1),
-            nn.GroupNorm(8 if channels % 4 == 0 else 1, 2 * channels),
+            norm(2 * channels),
             nn.LeakyReLU(0.2),
             nn.Conv2d(2 * channels, 1, 3, padding=1),
         ]
