@@ -138,3 +138,12 @@ def test_extension_windows_are_captioned_with_the_motion_they_continue(tiny_pipe
     extend(clip.caption, video=clip.frames[8:], num_frames=16, backward=True)
     # Two: the first continues its context (the real frames, moving left), the last reads the prompt.
     assert captions == [clip.caption.replace("to the right", "to the left"), clip.caption]
+
+
+def test_pipeline_encode_and_decode_keep_no_autograd_graph(tiny_pipeline, rendered_clip):
+    # Called outside the pipeline's own no_grad (scripts, evaluation loops), a graph would hold
+    # every VAE activation of every encoded clip: a 3,200-clip loop grew past 24 GB.
+    latents = tiny_pipeline.encode(rendered_clip.frames[:5])
+    assert not latents.requires_grad and latents.grad_fn is None
+    pixels = tiny_pipeline.decode(latents, 5, 64, 64)
+    assert not pixels.requires_grad and pixels.shape[2] == 5

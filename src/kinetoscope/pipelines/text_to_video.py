@@ -265,6 +265,7 @@ class KinetoscopePipeline:
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         return self.transformer(x, t, text, text_mask)
 
+    @torch.no_grad()  # inference only: a graph through the VAE would hold every activation
     def decode(self, latents: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:
         """Normalised latents to pixels ``"b c t h w"`` in [0, 1]."""
         video = self.vae.decode(self.vae.denormalize(latents), num_frames, height, width)
@@ -275,6 +276,7 @@ class KinetoscopePipeline:
         """Pixels ``"b c t h w"`` in [0, 1] (``decode``'s output) to uint8 ``"b t h w c"``."""
         return rearrange((video * 255).round().to(torch.uint8), "b c t h w -> b t h w c").cpu().numpy()
 
+    @torch.no_grad()
     def encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``"t h w c"`` frames to normalised latents ``"1 c t h w"`` (posterior mode)."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
