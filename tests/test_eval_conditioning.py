@@ -85,6 +85,16 @@ def test_suite_has_every_task_and_is_deterministic(suite):
     assert all(a.color != b.color for a, b in zip(edit.truth.scene.objects, edit.scene.objects))
 
 
+def test_a_tasks_cases_do_not_depend_on_which_other_tasks_run(suite):
+    # `eval conditioning --tasks extend-backward` must measure the cases the full suite does.
+    for task in ("extend-backward", "edit"):
+        alone = build_conditioning_suite(2, tasks=(task,), seed=0)
+        assert [(c.prompt, c.seed) for c in alone] == [(c.prompt, c.seed) for c in suite if c.task == task]
+    assert [c.seed for c in build_conditioning_suite(2, tasks=("edit", "image"), seed=0)] == [
+        c.seed for task in ("edit", "image") for c in suite if c.task == task
+    ]
+
+
 def _truth(case):
     return render_clip(case.scene, num_frames=len(case.truth.frames), seed=case.seed).frames
 
