@@ -86,7 +86,9 @@ def test_given_frames_at_time_zero_change_only_their_own_tokens_when_blocks_are_
     with torch.no_grad():
         diff = (model(latents, frame_t, text) - model(latents, t, text)).abs().amax(dim=(0, 1, 3, 4))
     assert diff[0] > 1e-3
-    assert torch.equal(diff[1:], torch.zeros(2))
+    # Not exactly zero: a time per token takes another matmul path than a time per clip, so the
+    # other frames may differ in the last float32 bit (4.8e-7 on some CPUs), far below a real leak.
+    assert float(diff[1:].max()) < 1e-5
 
 
 def test_time_per_frame_per_element_and_per_token_forms_agree():
