@@ -110,6 +110,8 @@ def test_eval_conditioning_reports_each_task(run_cli, tiny_model_dir):
     report = json.loads(result.stdout)
     assert list(report["summary"]) == tasks.split(",")
     assert report["summary"]["connect"]["min_given_psnr"] == 100.0  # given frames come back exactly
+    low, high = report["summary"]["connect"]["passed_interval"]
+    assert 0.0 <= low <= report["summary"]["connect"]["passed"] <= high <= 1.0
     assert {row["task"] for row in report["rows"]} == set(tasks.split(","))
     bad = run_cli("eval", "conditioning", "--model", tiny_model_dir, "--tasks", "animate")
     assert bad.returncode == 2 and "animate" in bad.stderr

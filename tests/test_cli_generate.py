@@ -61,12 +61,16 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     kinds = {row["kind"] for row in report["rows"]}
     assert kinds == {"canonical", "paraphrase"}
     assert set(report["summary"]) == {"1", "2"}
-    assert 0.0 <= report["summary"]["1"]["all"]["all_correct"] <= 1.0
+    overall = report["summary"]["1"]["all"]
+    assert 0.0 <= overall["all_correct"] <= 1.0
+    low, high = overall["all_correct_interval"]
+    assert 0.0 <= low <= overall["all_correct"] <= high <= 1.0 and high - low > 0.3  # 2 prompts: a wide interval
     assert all(isinstance(row["misses"], list) for row in report["rows"])
     missed = [row for row in report["rows"] if not row["all_correct"]]
     assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2")
     assert result.returncode == 0, result.stderr
+    assert "95% interval" in result.stdout.splitlines()[0]
     block = result.stdout.split("most common misses, 1 object")[1].split("\n\n")[0].strip().splitlines()
     assert 2 <= len(block) <= 3 and "->" in block[1]
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--misses", "-1")

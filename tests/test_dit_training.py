@@ -11,7 +11,7 @@ from kinetoscope.data.latent_cache import LatentBucket
 from kinetoscope.data.shapes_latents import LatentBucketSpec, ShapesLatentsConfig
 from kinetoscope.shapes.vocabulary import caption_language
 from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
-from kinetoscope.training.dit import DiTTrainConfig, EMA, ema_denoiser, train_dit
+from kinetoscope.training.dit import DiTTrainConfig, EMA, ema_denoiser, train_dit, validation_loss
 from kinetoscope.transformer import DiTConfig
 
 
@@ -26,9 +26,9 @@ def _config(**kwargs) -> DiTTrainConfig:
     )
 
 
-def _buckets() -> list[LatentBucket]:
+def _buckets(seed: int = 0) -> list[LatentBucket]:
     # Two captions with clearly different latents: a model that reads text can tell them apart.
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     videos, images = [], []
     for i in range(16):
         sign = 1.0 if i % 2 else -1.0
@@ -45,6 +45,25 @@ def test_loss_falls(tmp_path):
     assert last < 0.6 * first
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert len(lines) == 60 and lines[-1]["step"] == 60
+
+
+def test_validation_is_logged_falls_and_leaves_training_as_it_was(tmp_path):
+    torch.set_num_threads(1)
+    held_out = _buckets(seed=1)[0]  # clips the run never sees
+    plain = train_dit(_config(steps=60), _buckets(), tmp_path / "plain", progress=False)
+    watched = train_dit(_config(steps=60, val_every=20), _buckets(), tmp_path / "watched", progress=False, validation=held_out)
+    assert [step for step, _ in watched.val_losses] == [20, 40, 60]
+    assert watched.val_losses[-1][1] < 0.8 * watched.val_losses[0][1]
+    logged = [json.loads(line) for line in (tmp_path / "watched" / "log.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["val_loss"]) for r in logged if "val_loss" in r] == [(s, round(v, 5)) for s, v in watched.val_losses]
+    # Validation draws from its own generator: the trained weights are those of a run without it.
+    for key, value in plain.denoiser.state_dict().items():
+        assert torch.equal(watched.denoiser.state_dict()[key], value), key
+    # Each clip's time and noise are fixed: the same weights give the same loss.
+    model = ema_denoiser(watched)
+    config = _config(steps=60)
+    assert validation_loss(model, held_out, config) == validation_loss(model, held_out, config)
+    assert validation_loss(model, held_out, config, seed=1) != validation_loss(model, held_out, config)
 
 
 def test_resuming_matches_an_uninterrupted_run(tmp_path):
@@ -174,6 +193,9 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--masks", "sideways=0.1"], "unknown mask kind 'sideways'"),
         (["--masks", "suffix=lots"], "must be a number"),
         (["--masks", "suffix=-1"], "0 or more"),
+        (["--data-seed", "-1"], "data seed must be 0 or more"),
+        (["--val-clips", "0"], "val_clips must be at least 1"),
+        (["--val-every", "-5"], "val_every must be 0"),
         (["--masks", "none=0,first=0,last=0,first_last=0,prefix=0,suffix=0,random=0"], "not all zero"),
     ],
 )
@@ -184,6 +206,26 @@ def test_cli_names_bad_fine_tune_arguments(run_cli, tmp_path, args, named):
     result = run_cli("train", "dit", "--run-dir", tmp_path / "run", *args)
     assert result.returncode == 2 and named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_validates_on_clips_of_their_own_and_caches_the_seed_asked(run_cli, tmp_path):
+    from kinetoscope.data.latent_cache import load_buckets
+
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--steps", 2, "--val-every", 1, "--data-seed", 3, "--run-dir", run,
+                     "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "val_loss" in r] == [1, 2]
+    assert "validation loss at step 2" in result.stdout
+    assert json.loads((run / "latents" / "cache.json").read_text())["seed"] == 3
+    trained = {r["seed"] for b in load_buckets(run / "latents") for r in b.records}
+    validation = [r["seed"] for b in load_buckets(run / "latents-val16") for r in b.records]
+    assert len(validation) == 16 and not trained & set(validation)
+    # Another seed in the same cache folder is refused, not mixed in.
+    again = run_cli("train", "dit", "--preset", "debug", "--steps", 3, "--data-seed", 4, "--run-dir", run,
+                    "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert again.returncode == 2 and "differs in seed" in again.stderr and "Traceback" not in again.stderr
 
 
 def test_cli_trains_with_the_mask_mix_asked(run_cli, tmp_path):

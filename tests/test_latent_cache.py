@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from kinetoscope.data.shapes_latents import (
     build_shapes_latents,
     is_held_out,
     load_shapes_latents,
+    validation_config,
 )
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
@@ -123,3 +125,29 @@ def test_straight_settings_are_checked():
         ShapesLatentsConfig(min_straight_frames=-1)
     with pytest.raises(ValueError, match="straight_fraction"):
         ShapesLatentsConfig(straight_fraction=1.5)
+
+
+def test_a_cache_folder_refuses_clips_of_another_config_but_takes_other_weights(tmp_path, vae):
+    config = ShapesLatentsConfig(buckets=(LatentBucketSpec(8, 64, 64, 4, 1.0),), shard_size=4)
+    build_shapes_latents(config, vae, tmp_path, progress=False)
+    build_shapes_latents(replace(config, buckets=(LatentBucketSpec(8, 64, 64, 4, 0.5),)), vae, tmp_path, progress=False)
+    for other, named in ((replace(config, seed=1), "seed"), (replace(config, min_straight_frames=8), "min_straight_frames")):
+        with pytest.raises(KinetoscopeError, match=f"differs in {named}"):
+            build_shapes_latents(other, vae, tmp_path, progress=False)
+    assert len(load_shapes_latents(config, tmp_path)[0].records) == 4
+
+
+def test_other_data_seeds_and_the_validation_clips_are_other_clips(tmp_path, vae):
+    config = ShapesLatentsConfig(buckets=(LatentBucketSpec(8, 64, 64, 6, 0.9), LatentBucketSpec(1, 64, 64, 4, 0.1)), shard_size=8)
+    reseeded = replace(config, seed=1)
+    validation = validation_config(config, 5)
+    assert validation.buckets == (LatentBucketSpec(8, 64, 64, 5, 1.0),)
+    assert validation_config(reseeded, 5) == validation  # one validation set, whatever the training seed
+    seeds = {}
+    for name, c in (("config", config), ("reseeded", reseeded), ("validation", validation)):
+        build_shapes_latents(c, vae, tmp_path / name, progress=False)
+        seeds[name] = {r["seed"] for b in load_shapes_latents(c, tmp_path / name) for r in b.records}
+    assert len(seeds["validation"]) == 5
+    assert not seeds["config"] & seeds["reseeded"] and not seeds["validation"] & (seeds["config"] | seeds["reseeded"])
+    with pytest.raises(ValueError, match="at least 1"):
+        validation_config(config, 0)

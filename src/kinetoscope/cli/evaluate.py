@@ -3,7 +3,7 @@
 ``eval clip VIDEO --prompt TEXT`` judges one Shapes World clip with the analyzer of
 ``SHAPES_WORLD.md`` ("What is measured on generated clips") and prints a per-object,
 per-attribute table, or the report as JSON. ``eval t2v`` and ``eval conditioning`` generate
-a suite with a model and judge it.
+a suite with a model and judge it; ``eval compare A.json B.json`` pairs two runs of one suite.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_conditioning(eval_commands)
     _register_caption_swap(eval_commands)
     _register_one_step(eval_commands)
+    _register_compare(eval_commands)
 
 
 def _register_clip(subparsers: argparse._SubParsersAction) -> None:
@@ -133,13 +134,17 @@ def run_t2v(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": {str(n): s for n, s in summary.items()}, "rows": result.rows}))
         return 0
     names = list(next(iter(result.rows))["attributes"]) + ["all_correct"]
-    header = ["objects", "prompts", "kind", *names]
+    header = ["objects", "prompts", "kind", *names, "95% interval"]
     lines = [header]
     for n in (1, 2):
         for kind, acc in summary[n].items():
             if acc:
-                lines.append([str(n), f"{acc['prompts']:.0f}", kind, *(f"{100 * acc[a]:.1f}" for a in names)])
+                low, high = acc["all_correct_interval"]
+                cells = (f"{100 * acc[a]:.1f}" for a in names)
+                lines.append([str(n), f"{acc['prompts']:.0f}", kind, *cells, f"{100 * low:.0f}-{100 * high:.0f}"])
     print("\n".join(_aligned(lines)))
+    print("all_correct's 95% interval (Wilson) is the sampling noise of a suite this size; "
+          "'eval compare' pairs two runs of one suite")  # fmt: skip
     for n in (1, 2):
         misses = result.misses(n).most_common(args.misses)
         if misses:
@@ -210,8 +215,9 @@ def run_conditioning(args: argparse.Namespace) -> int:
         print(json.dumps({"summary": summary, "rows": result.rows}))
         return 0
     columns = ("cases", "passed", "min_given_psnr", "seams", "adherent", "changed", "kept")
-    lines = [["task", *columns]]
+    lines = [["task", *columns, "passed 95%"]]
     for task, entry in summary.items():
+        low, high = entry["passed_interval"]
         cells = []
         for name in columns:
             value = entry.get(name)
@@ -223,7 +229,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
                 cells.append(f"{value:.1f}")
             else:
                 cells.append(f"{100 * value:.1f}")
-        lines.append([task, *cells])
+        lines.append([task, *cells, f"{100 * low:.0f}-{100 * high:.0f}"])
     print("\n".join(_aligned(lines)))
     print("passed, seams, adherent, changed, kept: % of cases; min_given_psnr: dB (100 = identical)")
     return 0
@@ -335,6 +341,36 @@ def run_one_step(args: argparse.Namespace) -> int:
                 print(f"{objects:>7}{t:>6.2f}{cells}", flush=True)
     if args.json:
         print(json.dumps(rows))
+    return 0
+
+
+def _register_compare(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="pair two runs of one suite: which differences are more than noise",
+        description="Read two JSON outputs of 'eval t2v --json' (or of 'eval conditioning --json') run on the "
+        "same suite (same size and --seed), e.g. two models or two sampler settings, and print per group "
+        "(one-object and two-object prompts, or each task) both pass rates with 95%% intervals, the prompts "
+        "only one run passed, and McNemar's exact p-value: below 0.05, the difference is unlikely to be noise.",
+    )
+    parser.add_argument("a", type=Path, metavar="A.json", help="the first run's JSON")
+    parser.add_argument("b", type=Path, metavar="B.json", help="the second run's JSON")
+    parser.set_defaults(func=run_compare)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Print the paired comparison of two suite runs; unreadable or mismatched runs exit 2."""
+    from kinetoscope.evaluation.compare import compare_runs, load_rows
+
+    groups = compare_runs(load_rows(args.a), load_rows(args.b))
+    lines = [["group", "items", "A passed", "A 95%", "B passed", "B 95%", "only A", "only B", "p (McNemar)"]]
+    for g in groups:
+        c = g.comparison
+        rate = lambda passed: f"{passed} ({100 * passed / c.items:.1f}%)"  # noqa: E731
+        span = lambda interval: f"{100 * interval[0]:.0f}-{100 * interval[1]:.0f}"  # noqa: E731
+        lines.append([g.group, str(c.items), rate(c.both + c.only_a), span(g.interval_a), rate(c.both + c.only_b),
+                      span(g.interval_b), str(c.only_a), str(c.only_b), f"{c.p_value:.3f}"])  # fmt: skip
+    print("\n".join(_aligned(lines)))
     return 0
 
 

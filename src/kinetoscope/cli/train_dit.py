@@ -67,6 +67,14 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--export-now", action="store_true",
                      help="write the EMA weights of RUN_DIR's newest checkpoint to --export and exit, "
                      "without training (safe while the run goes on)")  # fmt: skip
+    dit.add_argument("--data-seed", type=int, default=None, metavar="K",
+                     help="seed of the rendered Shapes World clips (default: 0); another K caches other clips")  # fmt: skip
+    dit.add_argument("--val-clips", type=int, default=None, metavar="N",
+                     help="validation clips, rendered from their own seed and cached beside the training ones "
+                     "(default: 256)")  # fmt: skip
+    dit.add_argument("--val-every", type=int, default=None, metavar="K",
+                     help="log the EMA weights' loss on the validation clips every K steps and at the end "
+                     "(default: 400; 0: no validation)")  # fmt: skip
     dit.add_argument("--workers", type=int, default=2, help="processes rendering clips for the cache (default: 2)")
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     dit.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default: 200)")
@@ -125,6 +133,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("motion_weight", args.motion_weight),
             ("logit_mean", args.logit_mean),
             ("logit_std", args.logit_std),
+            ("val_clips", args.val_clips),
+            ("val_every", args.val_every),
         )
         if v is not None
     }
@@ -134,7 +144,11 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         common["text_encoder"] = str(args.text_encoder.resolve())
     straight = {
         k: v
-        for k, v in (("min_straight_frames", args.min_straight_frames), ("straight_fraction", args.straight_fraction))
+        for k, v in (
+            ("min_straight_frames", args.min_straight_frames),
+            ("straight_fraction", args.straight_fraction),
+            ("seed", args.data_seed),
+        )
         if v is not None
     }
     if args.preset == "debug":
@@ -145,7 +159,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             model=DiTConfig(in_channels=8, text_dim=text_dim or 32, width=64, depth=2, heads=2),
             text=WordTextEncoderConfig(vocab=vocab, width=32, depth=1, heads=2),
             data=data,
-            **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5} | overrides | common),
+            **({"steps": 20, "tokens_per_batch": 640, "warmup_steps": 5, "val_clips": 16} | overrides | common),
         )
     else:
         if text_dim is not None:
@@ -217,7 +231,7 @@ def run_dit(args: argparse.Namespace) -> int:
     import torch
 
     from kinetoscope.data.latent_cache import load_buckets, vae_fingerprint
-    from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents
+    from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
     from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
     from kinetoscope.training.run import resolve_device
@@ -227,7 +241,7 @@ def run_dit(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae", device=device)
-    weights = None
+    weights, validation = None, None
     if args.data is not None:
         # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
         buckets = load_buckets(args.data, vae_fingerprint(vae))
@@ -237,15 +251,25 @@ def run_dit(args: argparse.Namespace) -> int:
         cache = args.cache_dir or args.run_dir / "latents"
         build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
         buckets = load_shapes_latents(config.data, cache, vae_fingerprint(vae))
+        if config.val_every:
+            val_data = validation_config(config.data, config.val_clips)
+            val_cache = cache.with_name(f"{cache.name}-val{config.val_clips}")
+            build_shapes_latents(val_data, vae, val_cache, workers=args.workers, progress=not args.no_progress)
+            validation = load_shapes_latents(val_data, val_cache, vae_fingerprint(vae))[0]
     if config.model.in_channels != vae.latent_channels:
         # The transformer denoises this VAE's latents, however many channels it has.
         config.model = replace(config.model, in_channels=vae.latent_channels)
     try:
-        result = train_dit(config, buckets, args.run_dir, progress=not args.no_progress, weights=weights)
+        result = train_dit(
+            config, buckets, args.run_dir, progress=not args.no_progress, weights=weights, validation=validation
+        )
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
     last = f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}" if result.losses else "n/a (already trained)"
     print(f"trained to step {result.step} of {config.steps}; mean loss of the last steps {last}")
+    if result.val_losses:
+        step, val = result.val_losses[-1]
+        print(f"validation loss at step {step}: {val:.4f} ({config.val_clips} clips the run never trained on)")
     export = _save_model(args, vae.cpu(), ema_denoiser(result), config)
     print(f"exported to {export}")
     return 0

@@ -9,10 +9,11 @@ continues where it stopped.
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,8 @@ class ShapesLatentsConfig:
                 f"need min_straight_frames >= 0 and 0 <= straight_fraction <= 1, got "
                 f"{self.min_straight_frames}, {self.straight_fraction}"
             )
+        if self.seed < 0:
+            raise ValueError(f"the data seed must be 0 or more, got {self.seed}")
         if not 0 <= self.two_object_fraction <= 1 or self.shard_size < 1:
             raise ValueError(
                 f"need 0 <= two_object_fraction <= 1 and shard_size >= 1, got {self.two_object_fraction}, {self.shard_size}"
@@ -157,6 +160,35 @@ def _encode(vae, frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return vae.normalize(vae.encode(x).mode())
 
 
+# What a cache folder was built from: kept shards are reused only for the same clips.
+CACHE_CONFIG_NAME = "cache.json"
+
+
+def _content(config: ShapesLatentsConfig) -> dict:
+    """The settings that decide a cache's clips (bucket weights only pick batches), as JSON values."""
+    content = asdict(config)
+    for bucket in content["buckets"]:
+        del bucket["weight"]
+    return json.loads(json.dumps(content))
+
+
+def _claim(out_dir: Path, config: ShapesLatentsConfig) -> None:
+    """Record ``config`` in ``out_dir``, or refuse a folder that caches other clips."""
+    path = out_dir / CACHE_CONFIG_NAME
+    content = _content(config)
+    if path.exists():
+        found = json.loads(path.read_text())
+        differ = sorted(k for k in content.keys() | found.keys() if content.get(k) != found.get(k))
+        if differ:
+            raise KinetoscopeError(
+                f"{out_dir}: caches clips of another data config (differs in {', '.join(differ)}); use another folder"
+            )
+        return
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(content, indent=1) + "\n")
+    partial.replace(path)
+
+
 def build_shapes_latents(
     config: ShapesLatentsConfig,
     vae,
@@ -166,9 +198,14 @@ def build_shapes_latents(
     batch_size: int = 16,
     progress: bool = True,
 ) -> Path:
-    """Render, encode and write every bucket's clips into ``out_dir`` (skipping shards already there)."""
+    """Render, encode and write every bucket's clips into ``out_dir`` (skipping shards already there).
+
+    The folder records ``config`` (``cache.json``); one that holds clips of another config is
+    refused (KinetoscopeError) rather than mixed with these.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _claim(out_dir, config)
     vae_id = vae_fingerprint(vae)
     device = next(vae.parameters()).device
     todo = []
@@ -202,6 +239,20 @@ def build_shapes_latents(
         if pool is not None:
             pool.terminate()
     return out_dir
+
+
+# Validation clips come from a seed of their own, whatever the training clips' seed: runs on
+# other training clips are compared on the same validation clips, which none of them trains on.
+_VALIDATION_SEED = 2**31
+
+
+def validation_config(config: ShapesLatentsConfig, clips: int) -> ShapesLatentsConfig:
+    """``clips`` clips of ``config``'s first bucket (the default clip shape), drawn as the training
+    clips are (same held-out combinations, same share of straight runs) but from a seed of their own."""
+    if clips < 1:
+        raise ValueError(f"validation clips must be at least 1, got {clips}")
+    first = replace(config.buckets[0], clips=clips, weight=1.0)
+    return replace(config, buckets=(first,), seed=_VALIDATION_SEED)
 
 
 def load_shapes_latents(config: ShapesLatentsConfig, out_dir: str | Path, vae_id: str | None = None) -> list[LatentBucket]:

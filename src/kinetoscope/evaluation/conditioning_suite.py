@@ -26,6 +26,7 @@ from kinetoscope.evaluation.conditioning import (
     judge_edit,
     segment_query,
 )
+from kinetoscope.evaluation.stats import wilson_interval
 from kinetoscope.shapes import spec
 from kinetoscope.shapes.render import RenderedClip, render_clip, sample_scene
 from kinetoscope.shapes.spec import PromptQuery, SceneSpec, canonical_caption
@@ -158,12 +159,15 @@ class ConditioningResult:
 
     rows: list[dict] = field(default_factory=list)
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """Per task: cases, pass rate, and the rates and lowest PSNR behind it."""
+    def summary(self) -> dict[str, dict]:
+        """Per task: cases, pass rate (with its 95% Wilson interval, ``passed_interval``), and the
+        rates and lowest PSNR behind it."""
         out = {}
         for task in dict.fromkeys(r["task"] for r in self.rows):
             rows = [r for r in self.rows if r["task"] == task]
-            entry = {"cases": float(len(rows)), "passed": float(np.mean([r["ok"] for r in rows]))}
+            passed = [bool(r["ok"]) for r in rows]
+            entry = {"cases": float(len(rows)), "passed": float(np.mean(passed))}
+            entry["passed_interval"] = wilson_interval(sum(passed), len(passed))
             for key in ("adherent", "seams", "changed", "kept"):
                 values = [r[key] for r in rows if key in r]
                 if values:

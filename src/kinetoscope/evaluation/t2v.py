@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from kinetoscope.evaluation.stats import wilson_interval
 from kinetoscope.shapes.analyzer import ATTRIBUTES, analyze_clip
 from kinetoscope.shapes.prompts import parse_prompt
 from kinetoscope.shapes.render import sample_scene
@@ -111,14 +112,16 @@ class SuiteResult:
 
     rows: list[dict] = field(default_factory=list)
 
-    def accuracy(self, num_objects: int, kind: str | None = None) -> dict[str, float]:
-        """Per-attribute and all-correct accuracy over the prompts with ``num_objects`` objects."""
+    def accuracy(self, num_objects: int, kind: str | None = None) -> dict:
+        """Per-attribute and all-correct accuracy over the prompts with ``num_objects`` objects, the
+        number of prompts, and ``all_correct_interval``: the 95% Wilson interval of all-correct."""
         rows = [r for r in self.rows if r["objects"] == num_objects and (kind is None or r["kind"] == kind)]
         if not rows:
             return {}
         out = {name: float(np.mean([r["attributes"][name] for r in rows])) for name in rows[0]["attributes"]}
         out["all_correct"] = float(np.mean([r["all_correct"] for r in rows]))
         out["prompts"] = float(len(rows))
+        out["all_correct_interval"] = wilson_interval(sum(bool(r["all_correct"]) for r in rows), len(rows))
         return out
 
     def misses(self, num_objects: int) -> Counter:

@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -158,6 +158,24 @@ def diffusion_loss(
     return flow_loss(v, velocity_target(x0, noise), weight)
 
 
+@torch.no_grad()
+def validation_loss(denoiser: Denoiser, bucket: LatentBucket, config: DiTTrainConfig, seed: int = 0) -> float:
+    """Mean loss of ``denoiser`` over every clip of ``bucket`` as text-to-video (nothing given, no
+    caption dropped), each clip's time and noise fixed by ``seed``: comparable across steps and runs."""
+    generator = torch.Generator().manual_seed(seed)
+    size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
+    was_training = denoiser.training
+    denoiser.eval()
+    total = 0.0
+    for start in range(0, bucket.latents.shape[0], size):
+        latents = bucket.latents[start : start + size]
+        captions = [r["text"] for r in bucket.records[start : start + size]]
+        given = torch.zeros(latents.shape[0], bucket.shape[1], dtype=torch.bool)
+        total += float(diffusion_loss(denoiser, DiTBatch(latents, captions, given), config, generator)) * len(captions)
+    denoiser.train(was_training)
+    return total / bucket.latents.shape[0]
+
+
 class EMA:
     """Exponential moving average of a module's floating-point parameters (Polyak averaging)."""
 
@@ -183,6 +201,7 @@ class DiTTrainResult:
     ema: EMA
     step: int
     losses: list[float]
+    val_losses: list[tuple[int, float]] = field(default_factory=list)
 
 
 def train_dit(
@@ -194,11 +213,14 @@ def train_dit(
     stop_at: int | None = None,
     progress: bool = True,
     weights: Sequence[float] | None = None,
+    validation: LatentBucket | None = None,
 ) -> DiTTrainResult:
     """Train (or continue) in ``run_dir`` up to ``config.steps``; ``stop_at`` ends early with a checkpoint.
 
     ``buckets`` are the cached latents, in the order of ``config.data.buckets`` (their weights
     pick each step's bucket), or any buckets (a curated cache) with their own ``weights``.
+    With ``validation`` clips, the EMA weights' :func:`validation_loss` on them is logged
+    (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
     """
     if weights is None:
@@ -259,7 +281,18 @@ def train_dit(
         checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
 
     losses: list[float] = []
+    val_losses: list[tuple[int, float]] = []
     smoothed = None
+    averaged = None  # the EMA weights in a model of their own, for validation
+
+    def validate() -> float:
+        nonlocal averaged
+        if averaged is None:
+            averaged = Denoiser(config.model, text).to(device)
+        averaged.load_state_dict(ema.shadow)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return validation_loss(averaged, validation, config, seed=config.seed)
+
     denoiser.train()
     with (
         tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
@@ -285,16 +318,22 @@ def train_dit(
             smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
             seconds = time.perf_counter() - tic
             tokens = batch.latents.shape[0] * tokens_per_clip(batch.latents.shape[1:], config.model.patch_size)
-            bar.set_postfix(loss=f"{smoothed:.4f}", tok_s=f"{tokens / seconds:.0f}")
-            bar.update(1)
             record = {"step": step, "lr": lr, "loss": value, "grad_norm": round(grad_norm, 4),
                       "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
             log.write(json.dumps(record) + "\n")
+            if validation is not None and config.val_every and (step % config.val_every == 0 or step == end):
+                val_losses.append((step, validate()))
+                log.write(json.dumps({"step": step, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
+            postfix = {"loss": f"{smoothed:.4f}", "tok_s": f"{tokens / seconds:.0f}"}
+            if val_losses:
+                postfix["val"] = f"{val_losses[-1][1]:.4f}"
+            bar.set_postfix(postfix)
+            bar.update(1)
             if step % config.checkpoint_every == 0 or step == end or stop.requested:
                 save()
             if stop.requested:
                 raise KeyboardInterrupt
-    return DiTTrainResult(denoiser, ema, step, losses)
+    return DiTTrainResult(denoiser, ema, step, losses, val_losses)
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:

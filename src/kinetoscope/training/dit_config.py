@@ -60,6 +60,11 @@ class DiTTrainConfig:
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200
+    # Validation: the EMA weights' loss on clips drawn from another seed, every ``val_every`` steps
+    # (0: never). Training clips repeat (~18 times each in the shipped recipe), so the training
+    # loss also falls by memorising them; this one does not. ~3 s per 256 clips on 2 CPU cores.
+    val_every: int = 400
+    val_clips: int = 256
     keep_last: int = 2
     seed: int = 0
     device: str = "auto"
@@ -79,7 +84,7 @@ class DiTTrainConfig:
         self.text_encoder = str(self.text_encoder)  # a Path would never equal the checkpoint's string
         if self.init_from is not None:
             self.init_from = str(self.init_from)
-        for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last"):
+        for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last", "val_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0 <= self.caption_dropout < 1 or not 0 <= self.ema_decay < 1 or not self.lr > 0:
@@ -89,6 +94,8 @@ class DiTTrainConfig:
             )
         if not self.logit_std > 0 or not math.isfinite(self.logit_mean):
             raise ValueError(f"need logit_std > 0 and a finite logit_mean, got {self.logit_std}, {self.logit_mean}")
+        if self.val_every < 0:
+            raise ValueError(f"val_every must be 0 (no validation) or more, got {self.val_every}")
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
