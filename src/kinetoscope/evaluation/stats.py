@@ -1,8 +1,8 @@
 """How sure a suite's numbers are: intervals for a pass rate, and a paired test between two models.
 
-An all-correct rate on 79 prompts moves by several prompts from the sampling noise alone (on
-the shipped model, three draws of fresh sampler noise gave 22, 28 and 34 of 79), so a change
-is only worth believing when it beats that. Two models run on the same suite (same prompts,
+An all-correct rate on 79 prompts moves by several prompts from the sampling noise alone (the
+shipped model with a stochastic sampler, three draws of its noise: 22, 28 and 34 of 79
+one-object prompts all-correct), so a change is only worth believing when it beats that. Two models run on the same suite (same prompts,
 same seeds) are compared on the prompts where they disagree (McNemar's test): prompts both
 pass or both fail say nothing about which is better.
 """
