@@ -141,15 +141,21 @@ def test_a_fine_tune_starts_from_the_folders_weights_and_a_resume_keeps_its_own(
     base = train_dit(_config(steps=30), _buckets(), tmp_path / "base", progress=False)
     trained = _export(base, tmp_path / "model")
     scratch = train_dit(_config(steps=1, lr=1e-9), _buckets(), tmp_path / "scratch", progress=False)
-    tuned = train_dit(_config(steps=1, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune", progress=False)
+    held_out = _buckets(seed=1)[0]
+    tuned = train_dit(_config(steps=1, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune",
+                      progress=False, validation=held_out)  # fmt: skip
+    # A fine-tune's validation starts at step 0, with the loaded model's loss.
+    assert [step for step, _ in tuned.val_losses] == [0, 1]
+    assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-5)
     # With a vanishing step size the first step's weights are the starting ones.
     for key, value in trained.state_dict().items():
         torch.testing.assert_close(tuned.denoiser.state_dict()[key], value, atol=1e-6, rtol=0)
     # Starting from a trained model, the first loss is already low; from scratch it is not.
     assert tuned.losses[0] < 0.6 * scratch.losses[0]
     # Resuming reads the run's checkpoint, not the folder: later steps continue the fine-tune.
-    more = train_dit(_config(steps=3, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune", progress=False)
-    assert more.step == 3 and len(more.losses) == 2
+    more = train_dit(_config(steps=3, lr=1e-9, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune",
+                     progress=False, validation=held_out)  # fmt: skip
+    assert more.step == 3 and len(more.losses) == 2 and [step for step, _ in more.val_losses] == [3]
 
 
 def test_a_fine_tune_from_a_model_of_another_shape_is_refused(tmp_path):

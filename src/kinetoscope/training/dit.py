@@ -220,7 +220,8 @@ def train_dit(
     ``buckets`` are the cached latents, in the order of ``config.data.buckets`` (their weights
     pick each step's bucket), or any buckets (a curated cache) with their own ``weights``.
     With ``validation`` clips, the EMA weights' :func:`validation_loss` on them is logged
-    (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end.
+    (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end, and for a
+    fine-tune (``config.init_from``) at step 0 too.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
     """
     if weights is None:
@@ -299,6 +300,10 @@ def train_dit(
         open(run_dir / LOG_NAME, "a", buffering=1) as log,
         StopSignals() as stop,
     ):
+        if validation is not None and config.val_every and step == 0 < end and config.init_from is not None:
+            # A fine-tune logs where it starts: the loaded model's validation loss.
+            val_losses.append((0, validate()))
+            log.write(json.dumps({"step": 0, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
         while step < end:
             tic = time.perf_counter()
             lr = learning_rate(config, step)
