@@ -289,7 +289,10 @@ def train_dit(
     def validate() -> float:
         nonlocal averaged
         if averaged is None:
-            averaged = Denoiser(config.model, text).to(device)
+            # Built without drawing from the global RNG (its init is overwritten at once), so that a
+            # resumed run, which builds it at another step, draws the same numbers as an unbroken one.
+            with torch.random.fork_rng(devices=[]):
+                averaged = Denoiser(config.model, text).to(device)
         averaged.load_state_dict(ema.shadow)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             return validation_loss(averaged, validation, config, seed=config.seed)
