@@ -139,9 +139,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     for n in (1, 2):
         for kind, acc in summary[n].items():
             if acc:
-                low, high = acc["all_correct_interval"]
                 cells = (f"{100 * acc[a]:.1f}" for a in names)
-                lines.append([str(n), f"{acc['prompts']:.0f}", kind, *cells, f"{100 * low:.0f}-{100 * high:.0f}"])
+                lines.append([str(n), f"{acc['prompts']:.0f}", kind, *cells, _span(acc["all_correct_interval"])])
     print("\n".join(_aligned(lines)))
     print("all_correct's 95% interval (Wilson) is the sampling noise of a suite this size; "
           "'eval compare' pairs two runs of one suite")  # fmt: skip
@@ -217,7 +216,6 @@ def run_conditioning(args: argparse.Namespace) -> int:
     columns = ("cases", "passed", "min_given_psnr", "seams", "adherent", "changed", "kept")
     lines = [["task", *columns, "passed 95%"]]
     for task, entry in summary.items():
-        low, high = entry["passed_interval"]
         cells = []
         for name in columns:
             value = entry.get(name)
@@ -229,7 +227,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
                 cells.append(f"{value:.1f}")
             else:
                 cells.append(f"{100 * value:.1f}")
-        lines.append([task, *cells, f"{100 * low:.0f}-{100 * high:.0f}"])
+        lines.append([task, *cells, _span(entry["passed_interval"])])
     print("\n".join(_aligned(lines)))
     print("passed, seams, adherent, changed, kept: % of cases; min_given_psnr: dB (100 = identical)")
     return 0
@@ -367,11 +365,15 @@ def run_compare(args: argparse.Namespace) -> int:
     for g in groups:
         c = g.comparison
         rate = lambda passed: f"{passed} ({100 * passed / c.items:.1f}%)"  # noqa: E731
-        span = lambda interval: f"{100 * interval[0]:.0f}-{100 * interval[1]:.0f}"  # noqa: E731
-        lines.append([g.group, str(c.items), rate(c.both + c.only_a), span(g.interval_a), rate(c.both + c.only_b),
-                      span(g.interval_b), str(c.only_a), str(c.only_b), f"{c.p_value:.3f}"])  # fmt: skip
+        lines.append([g.group, str(c.items), rate(c.both + c.only_a), _span(g.interval_a), rate(c.both + c.only_b),
+                      _span(g.interval_b), str(c.only_a), str(c.only_b), f"{c.p_value:.3f}"])  # fmt: skip
     print("\n".join(_aligned(lines)))
     return 0
+
+
+def _span(interval: tuple[float, float]) -> str:
+    """A rate interval in percent, e.g. ``22-43``."""
+    return f"{100 * interval[0]:.0f}-{100 * interval[1]:.0f}"
 
 
 def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:

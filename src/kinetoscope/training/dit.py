@@ -286,7 +286,8 @@ def train_dit(
     smoothed = None
     averaged = None  # the EMA weights in a model of their own, for validation
 
-    def validate() -> float:
+    def validate(at: int) -> None:
+        """Log the EMA weights' validation loss at step ``at``."""
         nonlocal averaged
         if averaged is None:
             # Built without drawing from the global RNG (its init is overwritten at once), so that a
@@ -295,7 +296,8 @@ def train_dit(
                 averaged = Denoiser(config.model, text).to(device)
         averaged.load_state_dict(ema.shadow)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            return validation_loss(averaged, validation, config, seed=config.seed)
+            val_losses.append((at, validation_loss(averaged, validation, config, seed=config.seed)))
+        log.write(json.dumps({"step": at, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
 
     denoiser.train()
     with (
@@ -304,9 +306,7 @@ def train_dit(
         StopSignals() as stop,
     ):
         if validation is not None and config.val_every and step == 0 < end and config.init_from is not None:
-            # A fine-tune logs where it starts: the loaded model's validation loss.
-            val_losses.append((0, validate()))
-            log.write(json.dumps({"step": 0, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
+            validate(0)  # a fine-tune logs where it starts: the loaded model's loss
         while step < end:
             tic = time.perf_counter()
             lr = learning_rate(config, step)
@@ -330,8 +330,7 @@ def train_dit(
                       "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
             log.write(json.dumps(record) + "\n")
             if validation is not None and config.val_every and (step % config.val_every == 0 or step == end):
-                val_losses.append((step, validate()))
-                log.write(json.dumps({"step": step, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
+                validate(step)
             postfix = {"loss": f"{smoothed:.4f}", "tok_s": f"{tokens / seconds:.0f}"}
             if val_losses:
                 postfix["val"] = f"{val_losses[-1][1]:.4f}"
