@@ -33,6 +33,7 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--num-frames", "0"], "--num-frames"),
         (["--height", "60"], "height"),
         (["--steps", "0"], "num_inference_steps"),
+        (["--guidance-rescale", "1.5"], "--guidance-rescale"),
         (["-o", "x.avi"], "x.avi"),
         (["-o", "x.png"], "png"),
         (["--model", "nowhere"], "nowhere"),
@@ -68,13 +69,16 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     assert all(isinstance(row["misses"], list) for row in report["rows"])
     missed = [row for row in report["rows"] if not row["all_correct"]]
     assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
-    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2")
+    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2",
+                     "--guidance-rescale", "0.7")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "95% interval" in result.stdout.splitlines()[0]
     block = result.stdout.split("most common misses, 1 object")[1].split("\n\n")[0].strip().splitlines()
     assert 2 <= len(block) <= 3 and "->" in block[1]
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--misses", "-1")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--misses" in result.stderr
+    result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--guidance-rescale", "2")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--guidance-rescale" in result.stderr
 
 
 @pytest.mark.slow

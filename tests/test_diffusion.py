@@ -285,6 +285,24 @@ def test_cfg_with_scale_one_is_the_conditional_denoiser():
     assert torch.equal(guided, plain)
 
 
+@pytest.mark.parametrize("rescale", [0.0, 0.7, 1.0])
+def test_guidance_rescale_matches_diffusers_and_pulls_the_spread_back(rescale):
+    guider_utils = pytest.importorskip("diffusers.guiders.guider_utils")
+    x, t = _noise((3, 40), 15), torch.tensor([0.3, 0.6, 0.9])
+    cond, uncond = {"text": _noise((3, 5, 8), 16) + 1.0}, {"text": torch.zeros(3, 5, 8)}
+    model = _text_model([])
+    v_cond, v_uncond = model(x, t, **cond), model(x, t, **uncond)
+    plain = v_uncond + 7.0 * (v_cond - v_uncond)
+    guided = cfg_denoiser(model, cond, uncond, scale=7.0, rescale=rescale)(x, t)
+    torch.testing.assert_close(guided, guider_utils.rescale_noise_cfg(plain, v_cond, rescale))
+    spread = lambda v: v.std(dim=1)  # noqa: E731
+    assert torch.all(spread(plain) > 2 * spread(v_cond))  # the guidance overshoots here...
+    if rescale == 1.0:  # ...and a full rescale gives each sample the conditional spread back
+        torch.testing.assert_close(spread(guided), spread(v_cond))
+    with pytest.raises(ValueError, match="rescale must be in"):
+        cfg_denoiser(model, cond, uncond, scale=7.0, rescale=1.5)
+
+
 # ---------------------------------------------------------------- given frames
 
 

@@ -44,6 +44,8 @@ def test_guidance_and_negative_prompt_change_the_result(pipe):
     guided = pipe("a red ball", guidance_scale=5.0, **kwargs).frames
     negative = pipe("a red ball", guidance_scale=5.0, negative_prompt="a blue box", **kwargs).frames
     assert (plain - guided).abs().max() > 1e-4 and (guided - negative).abs().max() > 1e-4
+    rescaled = pipe("a red ball", guidance_scale=5.0, guidance_rescale=0.7, **kwargs).frames
+    assert (rescaled - guided).abs().max() > 1e-4
 
 
 def test_given_latents_come_back_exactly(pipe):
@@ -64,6 +66,7 @@ def test_given_latents_come_back_exactly(pipe):
         ({"width": 8}, "width"),
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"guidance_scale": -1.0}, "guidance_scale"),
+        ({"guidance_rescale": 1.5}, "guidance_rescale"),
         ({"sampler": "ddim"}, "sampler"),
         ({"output_type": "gif"}, "output_type"),
     ],

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kinetoscope.cli import evaluate_diagnostics
+from kinetoscope.cli.generate import add_guidance_rescale_argument, check_guidance_rescale
 from kinetoscope.errors import KinetoscopeError
 
 # The longest Shapes World clip; a longer file is judged on its first frames.
@@ -94,6 +95,7 @@ def _register_t2v(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--per-group", type=int, default=24, help="prompts per (object count, kind) group (default: 24)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    add_guidance_rescale_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite and the noise (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
     parser.add_argument(
@@ -109,6 +111,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--per-group: must be at least 1, got {args.per_group}")
     if args.misses < 0:
         raise KinetoscopeError(f"--misses: must be 0 or more, got {args.misses}")
+    check_guidance_rescale(args)
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     import torch
@@ -125,7 +128,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         # Prompts are canonical or parse exactly; upsampling would only re-draw what they name.
         out = pipe(
             [i.prompt for i in items], num_inference_steps=args.steps, guidance_scale=args.guidance,
-            generator=torch.Generator().manual_seed(items[0].seed),
+            guidance_rescale=args.guidance_rescale, generator=torch.Generator().manual_seed(items[0].seed),
         )  # fmt: skip
         return out.frames
 
@@ -172,6 +175,7 @@ def _register_conditioning(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", default="all", help="comma-separated tasks to run (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
+    add_guidance_rescale_argument(parser)
     parser.add_argument("--strength", type=float, default=None, help="edit strength in (0, 1] (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
@@ -191,6 +195,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--per-task: must be at least 1, got {args.per_task}")
     if args.strength is not None and not 0 < args.strength <= 1:
         raise KinetoscopeError(f"--strength: must be in (0, 1], got {args.strength}")
+    check_guidance_rescale(args)
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     import torch
@@ -206,7 +211,9 @@ def run_conditioning(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     pipe = KinetoscopePipeline.from_pretrained(args.model)
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
-    generate = pipeline_generator(pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance)
+    generate = pipeline_generator(
+        pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale
+    )
     try:
         result = run_conditioning_suite(generate, suite, progress=not args.json)
     except ValueError as err:

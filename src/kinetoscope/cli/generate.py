@@ -1,7 +1,7 @@
 """``kinetoscope generate PROMPT -o OUT``: a video (or, with ``--num-frames 1``, an image) from text,
 or with ``--image IMG`` from an image that becomes frame ``--image-frame``.
 
-Also home of the options every generating command shares (``--model --steps --guidance --seed
+Also home of the options every generating command shares (``--model --steps --guidance --guidance-rescale --seed
 --negative-prompt --sampler --no-upsample --threads``): ``extend``, ``connect`` and ``edit`` add
 them with :func:`add_sampling_arguments` and load the model with :func:`load_pipeline`.
 """
@@ -18,12 +18,27 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and sampling options of every generating command."""
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 24)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
+    add_guidance_rescale_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
     parser.add_argument("--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's, euler)")
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+
+
+def add_guidance_rescale_argument(parser: argparse.ArgumentParser) -> None:
+    """``--guidance-rescale``, shared with the evaluations."""
+    parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
+                        help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
+                        "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
+
+
+def check_guidance_rescale(args: argparse.Namespace) -> None:
+    from kinetoscope.errors import KinetoscopeError
+
+    if args.guidance_rescale is not None and not 0 <= args.guidance_rescale <= 1:
+        raise KinetoscopeError(f"--guidance-rescale: must be in [0, 1], got {args.guidance_rescale}")
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -36,6 +51,7 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
+    check_guidance_rescale(args)
 
 
 def load_pipeline(args: argparse.Namespace):
@@ -55,6 +71,7 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
         "negative_prompt": args.negative_prompt,
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
+        "guidance_rescale": args.guidance_rescale,
         "seed": args.seed,
         "sampler": args.sampler,
         "upsample_prompt": False if args.no_upsample else None,

@@ -18,7 +18,7 @@ from kinetoscope.diffusion.flow import (
     timestep_shift,
     velocity_target,
 )
-from kinetoscope.diffusion.guidance import cfg_denoiser, classifier_free_guidance
+from kinetoscope.diffusion.guidance import cfg_denoiser, classifier_free_guidance, rescale_guidance
 from kinetoscope.diffusion.samplers import (
     StepCallback,
     sample_euler,
@@ -32,6 +32,7 @@ __all__ = [
     "add_noise",
     "cfg_denoiser",
     "classifier_free_guidance",
+    "rescale_guidance",
     "conditioned_denoiser",
     "expand_t",
     "flow_loss",

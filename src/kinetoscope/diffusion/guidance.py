@@ -3,6 +3,10 @@
 The model is trained with its conditioning sometimes dropped; at sampling the velocity is
 pushed away from the unconditional prediction: ``v = v_uncond + s (v_cond - v_uncond)``.
 Conditioning is bound here, outside the sampler, as keyword arguments of the model call.
+A large scale overshoots: the guided prediction's spread grows past anything the model saw
+in training. ``rescale`` (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps
+are Flawed", §3.4; diffusers' ``guidance_rescale``) pulls it back toward the conditional
+prediction's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,20 @@ def classifier_free_guidance(v_cond: Tensor, v_uncond: Tensor, scale: float) -> 
     ``scale = 1`` is the conditional prediction, ``0`` the unconditional one.
     """
     return v_uncond + scale * (v_cond - v_uncond)
+
+
+def rescale_guidance(v_guided: Tensor, v_cond: Tensor, rescale: float) -> Tensor:
+    """Blend ``v_guided`` with itself scaled to ``v_cond``'s standard deviation (per sample).
+
+    ``rescale = 0`` leaves it as is, ``1`` matches the spread exactly (Lin et al. 2024, eq. 15-16).
+    As in diffusers' ``rescale_noise_cfg`` (used by its flow-matching LTX pipelines), it acts
+    on the model's output, here the velocity, with the spread taken over all but dim 0.
+    """
+    if rescale == 0:
+        return v_guided
+    dims = list(range(1, v_guided.ndim))
+    ratio = v_cond.std(dim=dims, keepdim=True) / v_guided.std(dim=dims, keepdim=True).clamp_min(1e-12)
+    return v_guided + rescale * (ratio - 1) * v_guided
 
 
 def _batchable(cond: Mapping[str, Any], uncond: Mapping[str, Any]) -> bool:
@@ -49,6 +67,7 @@ def cfg_denoiser(
     cond: Mapping[str, Any],
     uncond: Mapping[str, Any],
     scale: float,
+    rescale: float = 0.0,
 ) -> Denoiser:
     """Guide ``model(x, t, **kwargs) -> v`` between two sets of conditioning kwargs.
 
@@ -56,8 +75,11 @@ def cfg_denoiser(
     conditional and unconditional calls. When their tensors have equal shapes (and the other
     values are equal) the two calls run as one batch of ``2b``, with every tensor kwarg
     concatenated on dim 0, so it must be batch-first; otherwise they run as two calls. With
-    ``scale == 1`` only the conditional call runs.
+    ``scale == 1`` only the conditional call runs. ``rescale`` in [0, 1] is
+    :func:`rescale_guidance`'s.
     """
+    if not 0 <= rescale <= 1:
+        raise ValueError(f"rescale must be in [0, 1], got {rescale}")
     cond, uncond = dict(cond), dict(uncond)
     batched = _batchable(cond, uncond)
 
@@ -65,7 +87,8 @@ def cfg_denoiser(
         if scale == 1:
             return model(x, t, **cond)
         if not batched:
-            return classifier_free_guidance(model(x, t, **cond), model(x, t, **uncond), scale)
+            v_cond = model(x, t, **cond)
+            return rescale_guidance(classifier_free_guidance(v_cond, model(x, t, **uncond), scale), v_cond, rescale)
         kwargs = {
             key: torch.cat([value, uncond[key]]) if isinstance(value, Tensor) else value
             for key, value in cond.items()
@@ -73,6 +96,6 @@ def cfg_denoiser(
         # A t that broadcasts over the batch (leading dim 1, or a scalar) needs no copy.
         t2 = torch.cat([t, t]) if t.ndim > 0 and t.shape[0] == x.shape[0] else t
         v_cond, v_uncond = model(torch.cat([x, x]), t2, **kwargs).chunk(2)
-        return classifier_free_guidance(v_cond, v_uncond, scale)
+        return rescale_guidance(classifier_free_guidance(v_cond, v_uncond, scale), v_cond, rescale)
 
     return denoiser

@@ -43,6 +43,7 @@ class SamplingDefaults:
 
     num_inference_steps: int = 24
     guidance_scale: float = 7.0  # measured on the shipped models (eval t2v, guidance 2.5-10)
+    guidance_rescale: float = 0.0  # diffusers' name; 0 is plain guidance
     sampler: str = "euler"
     num_frames: int = 16
     height: int = 64
@@ -60,6 +61,8 @@ class SamplingDefaults:
         self.held_out = tuple(dict(h) for h in self.held_out)  # JSON gives lists
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if not 0 <= self.guidance_rescale <= 1:
+            raise ValueError(f"guidance_rescale must be in [0, 1], got {self.guidance_rescale}")
         if not 0 < self.edit_strength <= 1:
             raise ValueError(f"edit_strength must be in (0, 1], got {self.edit_strength}")
 
@@ -165,7 +168,10 @@ class KinetoscopePipeline:
 
         return [upsample_prompt(p, seed=seed + i) for i, p in enumerate(prompts)]
 
-    def check_inputs(self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str) -> None:
+    def check_inputs(
+        self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
+        guidance_rescale: float = 0.0,
+    ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
         if not isinstance(num_frames, int) or num_frames < 1:
@@ -177,6 +183,8 @@ class KinetoscopePipeline:
             raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if not guidance_scale >= 0:
             raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}")
+        if not 0 <= guidance_rescale <= 1:
+            raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
@@ -190,6 +198,7 @@ class KinetoscopePipeline:
         width: int | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_rescale: float | None = None,
         generator: torch.Generator | None = None,
         seed: int = 0,
         sampler: str | None = None,
@@ -215,9 +224,10 @@ class KinetoscopePipeline:
         height, width = d.height if height is None else height, d.width if width is None else width
         steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
         scale = d.guidance_scale if guidance_scale is None else guidance_scale
+        rescale = d.guidance_rescale if guidance_rescale is None else guidance_rescale
         sampler = d.sampler if sampler is None else sampler
         upsample = d.upsample_prompts if upsample_prompt is None else upsample_prompt
-        self.check_inputs(num_frames, height, width, steps, scale, sampler)
+        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         if not 0 < strength <= 1:
@@ -244,6 +254,7 @@ class KinetoscopePipeline:
             {"text": cond.hidden, "text_mask": cond.mask},
             {"text": uncond.hidden, "text_mask": uncond.mask},
             scale,
+            rescale,
         )
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens), device=device)
