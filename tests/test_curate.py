@@ -267,6 +267,7 @@ def test_cached_latents_train_the_dit(curated, tmp_path, run_cli):
                       "--no-progress", "--threads", 1)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     assert "trained to step 2 of 2" in trained.stdout and (run / "final" / "model_index.json").is_file()
+    assert "no validation: the largest bucket (3 clips) is too small" in trained.stdout
     exported = run_cli("train", "dit", "--run-dir", run, "--export-now", "--export", tmp_path / "mid")
     assert exported.returncode == 0, exported.stderr
     assert "step 2 of 2" in exported.stdout and (tmp_path / "mid" / "transformer" / "config.json").is_file()

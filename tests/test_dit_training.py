@@ -234,6 +234,25 @@ def test_cli_validates_on_clips_of_their_own_and_caches_the_seed_asked(run_cli, 
     assert again.returncode == 2 and "differs in seed" in again.stderr and "Traceback" not in again.stderr
 
 
+def test_cli_validates_a_curated_cache_on_sources_held_out_of_training(run_cli, tmp_path):
+    from kinetoscope.data.latent_cache import vae_fingerprint, write_shard
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+    from kinetoscope.vae.model import CausalVideoVAE
+
+    vae = CausalVideoVAE.from_pretrained(default_model_dir() / "vae")
+    records = [{"text": f"a red ball moving left {i}", "source": f"video{i // 4}.mp4"} for i in range(40)]
+    latents = torch.randn(40, vae.latent_channels, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    write_shard(tmp_path / "cache" / "b0.safetensors", latents, records, vae_fingerprint(vae))
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--data", tmp_path / "cache", "--preset", "debug", "--steps", 2, "--val-every", 1,
+                     "--val-clips", 4, "--run-dir", run, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "validation: 4 clips from 1 source(s)" in result.stdout  # one whole source of 4 clips
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "val_loss" in r] == [1, 2]
+    assert "validation loss at step 2" in result.stdout and "(4 clips the run never trained on)" in result.stdout
+
+
 def test_cli_trains_with_the_mask_mix_asked(run_cli, tmp_path):
     from kinetoscope.training import checkpoint
 

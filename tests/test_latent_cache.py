@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from kinetoscope.data.latent_cache import load_buckets, read_shard, vae_fingerprint, write_shard
+from kinetoscope.data.latent_cache import LatentBucket, hold_out_sources, load_buckets, read_shard, vae_fingerprint, write_shard
 from kinetoscope.data.shapes_latents import (
     LatentBucketSpec,
     ShapesLatentsConfig,
@@ -151,3 +151,21 @@ def test_other_data_seeds_and_the_validation_clips_are_other_clips(tmp_path, vae
     assert not seeds["config"] & seeds["reseeded"] and not seeds["validation"] & (seeds["config"] | seeds["reseeded"])
     with pytest.raises(ValueError, match="at least 1"):
         validation_config(config, 0)
+
+
+def test_validation_holds_out_whole_sources_the_same_way_every_time():
+    records = [{"text": f"clip {i}", "source": f"video{i // 3}.mp4"} for i in range(60)]  # 20 sources of 3 clips
+    records += [{"text": "loose"} for _ in range(10)]  # no source: each clip its own
+    bucket = LatentBucket(torch.arange(70.0).reshape(70, 1, 1, 1, 1), records)
+    kept, held = hold_out_sources(bucket, count=5)
+    assert 5 <= held.latents.shape[0] <= 7  # whole sources, at most 10% of 70
+    assert kept.latents.shape[0] + held.latents.shape[0] == 70
+    assert set(kept.latents.flatten().tolist()).isdisjoint(held.latents.flatten().tolist())
+    held_sources = {r.get("source") for r in held.records} - {None}
+    assert held_sources and not held_sources & {r.get("source") for r in kept.records}
+    assert hold_out_sources(bucket, count=5)[1].records == held.records  # a resume holds out the same
+    assert hold_out_sources(bucket, count=5, seed=1)[1].records != held.records
+    assert hold_out_sources(bucket, count=500)[1].latents.shape[0] <= 7  # never more than a tenth
+    one_source = LatentBucket(torch.zeros(30, 1, 1, 1, 1), [{"text": "a", "source": "one.mp4"}] * 30)
+    kept, held = hold_out_sources(one_source, count=8)
+    assert kept is one_source and held is None  # the only source would take it all

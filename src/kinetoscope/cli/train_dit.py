@@ -70,8 +70,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--data-seed", type=int, default=None, metavar="K",
                      help="seed of the rendered Shapes World clips (default: 0); another K caches other clips")  # fmt: skip
     dit.add_argument("--val-clips", type=int, default=None, metavar="N",
-                     help="validation clips, rendered from their own seed and cached beside the training ones "
-                     "(default: 256)")  # fmt: skip
+                     help="validation clips (default: 256): Shapes World clips rendered from a seed of their own and "
+                     "cached beside the training ones; with --data, whole sources of the largest bucket held out of "
+                     "training (at most 10%% of its clips)")  # fmt: skip
     dit.add_argument("--val-every", type=int, default=None, metavar="K",
                      help="log the EMA weights' loss on the validation clips every K steps and at the end "
                      "(default: 400; 0: no validation)")  # fmt: skip
@@ -230,7 +231,7 @@ def run_dit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from kinetoscope.data.latent_cache import load_buckets, vae_fingerprint
+    from kinetoscope.data.latent_cache import hold_out_sources, load_buckets, vae_fingerprint
     from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
     from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
@@ -245,6 +246,15 @@ def run_dit(args: argparse.Namespace) -> int:
     if args.data is not None:
         # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
         buckets = load_buckets(args.data, vae_fingerprint(vae))
+        if config.val_every:
+            buckets[0], validation = hold_out_sources(buckets[0], config.val_clips)
+            if validation is None:
+                print(f"no validation: the largest bucket ({buckets[0].latents.shape[0]} clips) is too small to spare "
+                      "a source for it")  # fmt: skip
+            else:
+                sources = {r.get("source") or r.get("path") for r in validation.records}
+                print(f"validation: {validation.latents.shape[0]} clips from {len(sources)} source(s) of the largest "
+                      "bucket, held out of training")  # fmt: skip
         weights = [float(b.latents.shape[0]) for b in buckets]
         config = build_config(args, [r.get("text", "") for b in buckets for r in b.records], text_dim)
     else:
@@ -269,7 +279,7 @@ def run_dit(args: argparse.Namespace) -> int:
     print(f"trained to step {result.step} of {config.steps}; mean loss of the last steps {last}")
     if result.val_losses:
         step, val = result.val_losses[-1]
-        print(f"validation loss at step {step}: {val:.4f} ({config.val_clips} clips the run never trained on)")
+        print(f"validation loss at step {step}: {val:.4f} ({validation.latents.shape[0]} clips the run never trained on)")
     export = _save_model(args, vae.cpu(), ema_denoiser(result), config)
     print(f"exported to {export}")
     return 0

@@ -121,3 +121,39 @@ def load_buckets(directory: str | Path, vae_id: str | None = None) -> list[Laten
         for shards in grouped.values()
     ]
     return sorted(buckets, key=lambda b: -b.latents.shape[0])
+
+
+def hold_out_sources(
+    bucket: LatentBucket, count: int, seed: int = 0, max_share: float = 0.1
+) -> tuple[LatentBucket, LatentBucket | None]:
+    """Split ``bucket`` into clips to train on and about ``count`` clips to validate on.
+
+    Clips cut from one source video look alike, so a source is held out whole (its clips share
+    the record's ``source``, else ``path``; a clip without either is its own source): otherwise
+    the validation loss would reward remembering the training clips' neighbours. Sources are
+    drawn in an order fixed by ``seed``, so a resumed run holds out the same clips. At most
+    ``max_share`` of the clips leave training; when no source fits, nothing is held out (None).
+    """
+    n = bucket.latents.shape[0]
+    groups: dict[object, list[int]] = {}
+    for i, record in enumerate(bucket.records):
+        groups.setdefault(record.get("source") or record.get("path") or ("clip", i), []).append(i)
+    limit = min(count, int(max_share * n))
+    order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed)).tolist()
+    members = list(groups.values())
+    held: list[int] = []
+    for g in order:
+        if len(held) >= limit:
+            break
+        if len(held) + len(members[g]) <= int(max_share * n):
+            held += members[g]
+    if not held:
+        return bucket, None
+    held_set = set(held)
+    kept = [i for i in range(n) if i not in held_set]
+    held.sort()
+
+    def subset(indices: list[int]) -> LatentBucket:
+        return LatentBucket(bucket.latents[indices], [bucket.records[i] for i in indices])
+
+    return subset(kept), subset(held)
