@@ -86,6 +86,16 @@ def _check_count(num_frames: Any) -> int:
     return num_frames
 
 
+def _plan(
+    pipeline: ConditionedPipeline, num_frames: int | None, window_frames: int | None, context_frames: int
+) -> tuple[int, WindowPlan]:
+    """The checked count of new frames and the windows, the model's clip length where not given."""
+    length = pipeline.defaults.num_frames
+    count = _check_count(length if num_frames is None else num_frames)
+    compression = pipeline.pipe.vae.temporal_compression
+    return count, WindowPlan(length if window_frames is None else window_frames, context_frames, compression)
+
+
 class KinetoscopeExtendPipeline(ConditionedPipeline):
     """Extend a video forward or backward in time, or grow a long video from text, window by window."""
 
@@ -114,12 +124,7 @@ class KinetoscopeExtendPipeline(ConditionedPipeline):
         the model's ``num_frames``). ``kwargs`` (``negative_prompt``, ``num_inference_steps``,
         ``guidance_scale``, ``sampler``, ``progress``) go to :meth:`KinetoscopePipeline.__call__`.
         """
-        num_frames = _check_count(self.defaults.num_frames if num_frames is None else num_frames)
-        windows = WindowPlan(
-            self.defaults.num_frames if window_frames is None else window_frames,
-            context_frames,
-            self.pipe.vae.temporal_compression,
-        )
+        num_frames, windows = _plan(self, num_frames, window_frames, context_frames)
         generator = seeded_generator(generator, seed)
         recaption = self.defaults.upsample_prompts if upsample_prompt is None else upsample_prompt
         if video is None:
@@ -216,12 +221,7 @@ class KinetoscopeConnectPipeline(ConditionedPipeline):
         a = as_frames(video, "video")
         b = as_frames(last_video, "last_video")
         check_size("last_video", b, *a.shape[1:3])
-        num_frames = _check_count(self.defaults.num_frames if num_frames is None else num_frames)
-        windows = WindowPlan(
-            self.defaults.num_frames if window_frames is None else window_frames,
-            context_frames,
-            self.pipe.vae.temporal_compression,
-        )
+        num_frames, windows = _plan(self, num_frames, window_frames, context_frames)
         generator = seeded_generator(generator, seed)
         text = self.prepare_prompt(prompt, a, upsample_prompt, seed)
         recaption = self.defaults.upsample_prompts if upsample_prompt is None else upsample_prompt
