@@ -138,14 +138,14 @@ def hold_out_sources(
     groups: dict[object, list[int]] = {}
     for i, record in enumerate(bucket.records):
         groups.setdefault(record.get("source") or record.get("path") or ("clip", i), []).append(i)
-    limit = min(count, int(max_share * n))
+    cap = int(max_share * n)
     order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed)).tolist()
     members = list(groups.values())
     held: list[int] = []
     for g in order:
-        if len(held) >= limit:
+        if len(held) >= min(count, cap):
             break
-        if len(held) + len(members[g]) <= int(max_share * n):
+        if len(held) + len(members[g]) <= cap:  # a source too big to fit is skipped, a smaller one may
             held += members[g]
     if not held:
         return bucket, None
