@@ -43,7 +43,9 @@ class SamplingDefaults:
 
     num_inference_steps: int = 24
     guidance_scale: float = 7.0  # measured on the shipped models (eval t2v, guidance 2.5-10)
-    guidance_rescale: float = 0.0  # diffusers' name; 0 is plain guidance
+    # diffusers' name; 0 is plain guidance. Measured on the shipped model (eval t2v --per-group 32):
+    # rescale 0 / 0.3 / 0.7 / 1.0 gave one-object all-correct 25 / 22 / 24 / 21 of 79.
+    guidance_rescale: float = 0.0
     sampler: str = "euler"
     num_frames: int = 16
     height: int = 64
