@@ -167,6 +167,21 @@ def test_a_fine_tune_from_a_model_of_another_shape_is_refused(tmp_path):
         train_dit(other, _buckets(), tmp_path / "tune", progress=False)
 
 
+def test_a_fine_tune_may_deepen_the_model_starting_where_it_was(tmp_path):
+    torch.set_num_threads(1)
+    base = train_dit(_config(steps=20), _buckets(), tmp_path / "base", progress=False)
+    trained = _export(base, tmp_path / "model")
+    held_out = _buckets(seed=1)[0]
+    deeper = _config(steps=3, init_from=tmp_path / "model")
+    deeper.model = DiTConfig(in_channels=4, text_dim=32, width=64, depth=3, heads=2)
+    tuned = train_dit(deeper, _buckets(), tmp_path / "tune", progress=False, validation=held_out)
+    assert len(tuned.denoiser.transformer.blocks) == 3
+    # Step 0's validation is the two-block model's loss: the added block starts as a no-op.
+    assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-5)
+    added = tuned.denoiser.transformer.blocks[1].mlp.fc2.weight  # deepen_layout(2, 3): block 0, its copy, block 1
+    assert added.abs().sum() > 0  # trained away from its zero start
+
+
 def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
     from kinetoscope.data.latent_cache import load_buckets
     from kinetoscope.pipelines.text_to_video import default_model_dir
@@ -193,6 +208,11 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--min-straight-frames", "-2"], "min_straight_frames"),
         (["--init-from", "{shipped}", "--text-conditioning", "joint"], "excludes --text-conditioning"),
         (["--init-from", "{shipped}", "--patch-size", "1,1,1"], "excludes --patch-size"),
+        (["--init-from", "{shipped}", "--width", "128"], "excludes --width"),
+        (["--init-from", "{shipped}", "--heads", "8"], "excludes --heads"),
+        (["--init-from", "{shipped}", "--depth", "4"], "can only be added"),
+        (["--width", "100", "--heads", "3"], "not divisible"),
+        (["--depth", "0"], "depth must be a positive int"),
         (["--patch-size", "1,2"], "three positive integers"),
         (["--patch-size", "0,2,2"], "three positive integers"),
         (["--logit-std", "0"], "logit_std > 0"),
@@ -264,17 +284,19 @@ def test_cli_trains_with_the_mask_mix_asked(run_cli, tmp_path):
     assert masks["suffix"] == 1.0 and masks["none"] == 0.0 and masks["first"] == 0.15  # unnamed kinds keep the preset's
 
 
-def test_cli_trains_with_the_attention_patches_and_times_asked(run_cli, tmp_path):
+def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp_path):
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
     from kinetoscope.training import checkpoint
 
     run = tmp_path / "run"
     result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--patch-size", "1,1,1",
+                     "--width", 96, "--depth", 3, "--heads", 4,
                      "--logit-mean", 0.5, "--logit-std", 0.8, "--steps", 1, "--run-dir", run,
                      "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported = json.loads((run / "final" / "transformer" / "config.json").read_text())
     assert exported["text_conditioning"] == "joint" and exported["patch_size"] == [1, 1, 1]
+    assert (exported["width"], exported["depth"], exported["heads"]) == (96, 3, 4)
     config = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run))["config"]
     assert (config["logit_mean"], config["logit_std"]) == (0.5, 0.8)
     # One token per latent value: the exported model generates at 64 x 64 (8 x 8 latents, 5 frames -> 320 tokens).

@@ -41,6 +41,11 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--patch-size", type=_patch_size, default=None, metavar="PT,PH,PW",
                      help="latent values per spacetime patch along time, height, width (default: the preset's, "
                      "1,2,2; 1,1,1 gives 4x the tokens per clip and so 4x fewer clips per batch)")  # fmt: skip
+    dit.add_argument("--width", type=int, default=None, help="transformer width (default: the preset's, 256)")
+    dit.add_argument("--depth", type=int, default=None,
+                     help="transformer blocks (default: the preset's, 6); with --init-from, more than the model's "
+                     "deepens it, the added blocks starting as copies that change nothing")  # fmt: skip
+    dit.add_argument("--heads", type=int, default=None, help="attention heads (default: the preset's, 4)")
     dit.add_argument("--text-conditioning", choices=("cross", "joint"), default=None,
                      help="how video tokens read the text: cross-attention, or one joint self-attention over "
                      "[text; video] (default: the preset's)")  # fmt: skip
@@ -173,9 +178,18 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         config = replace(config, model=replace(config.model, patch_size=args.patch_size))
     if args.masks is not None:
         config = replace(config, masks=replace(config.masks, **parse_mask_mix(args.masks)))
+    size = {k: v for k in ("width", "depth", "heads") if (v := getattr(args, k)) is not None}
+    if size:
+        config = replace(config, model=replace(config.model, **size))
     if args.init_from is not None:
-        # A fine-tune keeps the folder's architecture and vocabulary (run_dit refuses the flags that would change them).
+        # A fine-tune keeps the folder's architecture and vocabulary (run_dit refuses the flags that would
+        # change them), but may deepen it.
         model, text = _init_configs(args.init_from)
+        if args.depth is not None:
+            if args.depth < model.depth:
+                raise ValueError(f"--depth {args.depth}: the --init-from model has {model.depth} blocks, and blocks can "
+                                 "only be added")  # fmt: skip
+            model = replace(model, depth=args.depth)
         config = replace(config, model=model, text=text, init_from=str(args.init_from.resolve()))
     return config
 
@@ -211,7 +225,7 @@ def run_dit(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--data {args.data}: needs a cache folder, and excludes --cache-dir")
     if args.init_from is not None and args.text_encoder is not None:
         raise KinetoscopeError("--init-from fine-tunes a model with its own word encoder; it excludes --text-encoder")
-    for flag in ("text_conditioning", "patch_size"):
+    for flag in ("text_conditioning", "patch_size", "width", "heads"):
         if args.init_from is not None and getattr(args, flag) is not None:
             raise KinetoscopeError(f"--init-from keeps the model's own architecture; it excludes --{flag.replace('_', '-')}")
     if args.export_now:

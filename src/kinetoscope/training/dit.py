@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -41,6 +41,7 @@ from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
+from kinetoscope.transformer.grow import deepen
 
 
 class Denoiser(torch.nn.Module):
@@ -89,11 +90,17 @@ class CaptionCache:
 def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
     """Copy the transformer (and a word encoder's) weights of the folder ``config.init_from``.
 
+    A run whose model config differs only by a larger ``depth`` starts from the folder's
+    transformer deepened (:func:`~kinetoscope.transformer.grow.deepen`).
+
     Raises ValueError naming the folder when its configs are not the run's, so a fine-tune
     never silently starts from a model of another shape or vocabulary.
     """
     folder = Path(config.init_from)
     transformer = DiffusionTransformer.from_pretrained(folder / "transformer")
+    deeper = replace(transformer.config, depth=config.model.depth) == config.model
+    if deeper and transformer.config.depth < config.model.depth:
+        transformer = deepen(transformer, config.model.depth)  # predicts as before; the added blocks then train
     if transformer.config != config.model:
         raise ValueError(f"--init-from {folder}: its transformer config is not this run's model config")
     denoiser.transformer.load_state_dict(transformer.state_dict())
