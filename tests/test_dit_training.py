@@ -222,6 +222,8 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
         (["--data-seed", "-1"], "data seed must be 0 or more"),
         (["--val-clips", "0"], "val_clips must be at least 1"),
         (["--val-every", "-5"], "val_every must be 0"),
+        (["--decoded-max-t", "0"], "decoded_max_t"),
+        (["--decoded-weight", "-1"], "decoded_weight"),
         (["--masks", "none=0,first=0,last=0,first_last=0,prefix=0,suffix=0,random=0"], "not all zero"),
     ],
 )
@@ -290,7 +292,7 @@ def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp
 
     run = tmp_path / "run"
     result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--patch-size", "1,1,1",
-                     "--width", 96, "--depth", 3, "--heads", 4,
+                     "--width", 96, "--depth", 3, "--heads", 4, "--decoded-weight", 2, "--decoded-max-t", 1, "--decoded-clips", 1,
                      "--logit-mean", 0.5, "--logit-std", 0.8, "--steps", 1, "--run-dir", run,
                      "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -299,6 +301,9 @@ def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp
     assert (exported["width"], exported["depth"], exported["heads"]) == (96, 3, 4)
     config = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run))["config"]
     assert (config["logit_mean"], config["logit_std"]) == (0.5, 0.8)
+    assert (config["decoded_weight"], config["decoded_max_t"], config["decoded_clips"]) == (2.0, 1.0, 1)
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["decoded"] > 0 for r in logged if "seconds" in r] == [True]  # every clip has t < 1: one decoded
     # One token per latent value: the exported model generates at 64 x 64 (8 x 8 latents, 5 frames -> 320 tokens).
     out = KinetoscopePipeline.from_pretrained(run / "final")("a red circle", num_frames=16, height=64, width=64,
                                                               num_inference_steps=2, output_type="np")  # fmt: skip

@@ -34,6 +34,13 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
+    dit.add_argument("--decoded-weight", type=float, default=None, metavar="W",
+                     help="add W x the pixel MSE of the decoded one-step prediction on low-noise clips (decoder "
+                     "frozen; default: 0, off)")  # fmt: skip
+    dit.add_argument("--decoded-max-t", type=float, default=None, metavar="T",
+                     help="--decoded-weight counts clips with t below T (default: 0.3)")  # fmt: skip
+    dit.add_argument("--decoded-clips", type=int, default=None, metavar="N",
+                     help="--decoded-weight decodes at most N clips per step (default: 4)")  # fmt: skip
     dit.add_argument("--logit-mean", type=float, default=None,
                      help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
                      "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
@@ -137,6 +144,9 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("tokens_per_batch", args.tokens_per_batch),
             ("lr", args.lr),
             ("motion_weight", args.motion_weight),
+            ("decoded_weight", args.decoded_weight),
+            ("decoded_max_t", args.decoded_max_t),
+            ("decoded_clips", args.decoded_clips),
             ("logit_mean", args.logit_mean),
             ("logit_std", args.logit_std),
             ("val_clips", args.val_clips),
@@ -285,7 +295,7 @@ def run_dit(args: argparse.Namespace) -> int:
         config.model = replace(config.model, in_channels=vae.latent_channels)
     try:
         result = train_dit(
-            config, buckets, args.run_dir, progress=not args.no_progress, weights=weights, validation=validation
+            config, buckets, args.run_dir, progress=not args.no_progress, weights=weights, validation=validation, vae=vae
         )
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None

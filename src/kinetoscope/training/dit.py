@@ -14,10 +14,11 @@ EMA, optimizer, step and random states.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from kinetoscope.diffusion import (
     add_noise,
     flow_loss,
     motion_weights,
+    predict_x0,
     sample_timesteps,
     shift_for_tokens,
     velocity_target,
@@ -37,11 +39,13 @@ from kinetoscope.diffusion import (
 from kinetoscope.patches import patch_grid
 from kinetoscope.text import HFTextEncoder, TextEmbeddings, TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
+from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
 from kinetoscope.transformer.grow import deepen
+from kinetoscope.vae.model import CausalVideoVAE
 
 
 class Denoiser(torch.nn.Module):
@@ -147,9 +151,19 @@ def draw_batch(
 
 
 def diffusion_loss(
-    denoiser: Denoiser, batch: DiTBatch, config: DiTTrainConfig, generator: torch.Generator
+    denoiser: Denoiser,
+    batch: DiTBatch,
+    config: DiTTrainConfig,
+    generator: torch.Generator,
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    parts: dict[str, float] | None = None,
 ) -> torch.Tensor:
-    """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss."""
+    """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss.
+
+    With ``decode`` (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus
+    the weighted :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step
+    prediction; ``parts`` (when given) receives the two terms unweighted.
+    """
     device = next(denoiser.parameters()).device
     x0 = batch.latents.to(device)
     b, _, t, h, w = x0.shape
@@ -162,7 +176,17 @@ def diffusion_loss(
     text = denoiser.text_encoder.encode(batch.captions, device)
     v = denoiser.transformer(x_t, t_frames, text.hidden, text.mask)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
-    return flow_loss(v, velocity_target(x0, noise), weight)
+    loss = flow_loss(v, velocity_target(x0, noise), weight)
+    if parts is not None:
+        parts["flow"] = float(loss.detach())
+    if decode is None or config.decoded_weight == 0:
+        return loss
+    # Given frames' predictions are x0 itself (t = 0), so they add nothing here either.
+    x0_pred = predict_x0(x_t, v, t_frames)
+    pixels = decoded_loss(decode, x0, x0_pred, times, max_t=config.decoded_max_t, clips=config.decoded_clips)
+    if parts is not None:
+        parts["decoded"] = float(pixels.detach())
+    return loss + config.decoded_weight * pixels
 
 
 @torch.no_grad()
@@ -221,6 +245,7 @@ def train_dit(
     progress: bool = True,
     weights: Sequence[float] | None = None,
     validation: LatentBucket | None = None,
+    vae: CausalVideoVAE | None = None,
 ) -> DiTTrainResult:
     """Train (or continue) in ``run_dir`` up to ``config.steps``; ``stop_at`` ends early with a checkpoint.
 
@@ -228,7 +253,8 @@ def train_dit(
     pick each step's bucket), or any buckets (a curated cache) with their own ``weights``.
     With ``validation`` clips, the EMA weights' :func:`validation_loss` on them is logged
     (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end, and for a
-    fine-tune (``config.init_from``) at step 0 too.
+    fine-tune (``config.init_from``) at step 0 too. ``vae`` (frozen; the latents' own) is needed
+    only for ``config.decoded_weight``.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
     """
     if weights is None:
@@ -248,6 +274,15 @@ def train_dit(
                 f"model.text_dim {config.model.text_dim} must equal the hidden size {encoder.dim} of {config.text_encoder}"
             )
         text = CaptionCache(encoder, device)
+    decode = None
+    if config.decoded_weight > 0:
+        if vae is None:
+            raise ValueError("decoded_weight needs the VAE whose latents these are")
+        frozen = copy.deepcopy(vae).to(device).eval().requires_grad_(False)  # the caller's VAE stays as it was
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            return frozen.decoder(frozen.denormalize(z))
+
     torch.manual_seed(config.seed)
     denoiser = Denoiser(config.model, text).to(device)
     path = checkpoint.latest_checkpoint(run_dir) if resume else None
@@ -321,7 +356,7 @@ def train_dit(
                 group["lr"] = lr
             batch = draw_batch(config, buckets, bucket_weights, generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = diffusion_loss(denoiser, batch, config, generator)
+                loss = diffusion_loss(denoiser, batch, config, generator, decode, parts := {})
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
@@ -335,6 +370,8 @@ def train_dit(
             tokens = batch.latents.shape[0] * tokens_per_clip(batch.latents.shape[1:], config.model.patch_size)
             record = {"step": step, "lr": lr, "loss": value, "grad_norm": round(grad_norm, 4),
                       "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
+            if "decoded" in parts:
+                record["decoded"] = parts["decoded"]
             log.write(json.dumps(record) + "\n")
             if validation is not None and config.val_every and (step % config.val_every == 0 or step == end):
                 validate(step)

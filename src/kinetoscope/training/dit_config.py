@@ -57,6 +57,11 @@ class DiTTrainConfig:
     # Extra loss weight where the clean latent changes between frames (diffusion.motion_weights):
     # without it, direction words went unlearnt. 0 = plain MSE.
     motion_weight: float = 4.0
+    # Pixel MSE of the decoded one-step prediction on up to ``decoded_clips`` clips per step with
+    # t < ``decoded_max_t`` (training.decoded_loss), weighted so; 0 = off (it needs the VAE).
+    decoded_weight: float = 0.0
+    decoded_max_t: float = 0.3
+    decoded_clips: int = 4
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200
@@ -97,6 +102,11 @@ class DiTTrainConfig:
             raise ValueError(f"need logit_std > 0 and a finite logit_mean, got {self.logit_std}, {self.logit_mean}")
         if self.val_every < 0:
             raise ValueError(f"val_every must be 0 (no validation) or more, got {self.val_every}")
+        if not self.decoded_weight >= 0 or not 0 < self.decoded_max_t <= 1 or self.decoded_clips < 1:
+            raise ValueError(
+                f"need decoded_weight >= 0, 0 < decoded_max_t <= 1 and decoded_clips >= 1; got "
+                f"{self.decoded_weight}, {self.decoded_max_t}, {self.decoded_clips}"
+            )
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
