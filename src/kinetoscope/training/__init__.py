@@ -1,4 +1,6 @@
-"""Training loops and what they share: checkpoints (``checkpoint``), the VAE's losses and loop (``losses``, ``vae``).
+"""Training loops and what they share: checkpoints (``checkpoint``), weight averaging (``ema``), the VAE's
+losses and loop (``losses``, ``vae``), the DiT's loop (``dit``, ``dit_config``) with its given-frame masks
+(``frame_masks``), frozen-encoder caption states (``caption_cache``) and decoded one-step loss (``decoded_loss``).
 
 Models never know about training: optimizers, schedules, checkpoints and logging live here.
 """

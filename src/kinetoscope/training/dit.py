@@ -2,7 +2,7 @@
 
 The text encoder is either the small word encoder, trained jointly, or a frozen pretrained one
 (T5, CLIP, a sentence-transformer's BERT) from a local folder, whose per-token states are
-computed once per distinct caption and kept on the device (:class:`CaptionCache`).
+computed once per distinct caption and kept on the device (:class:`~kinetoscope.training.caption_cache.CaptionCache`).
 
 One step: pick a bucket (one latent shape, so the batch stacks), draw clips and their given-frame
 masks, drop some captions (classifier-free guidance), noise the rest of each clip to a
@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
@@ -37,11 +36,13 @@ from kinetoscope.diffusion import (
     velocity_target,
 )
 from kinetoscope.patches import patch_grid
-from kinetoscope.text import HFTextEncoder, TextEmbeddings, TextEncoder, WordTextEncoder, WordTextEncoderConfig
+from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
+from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
+from kinetoscope.training.ema import EMA
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
 from kinetoscope.transformer.grow import deepen
@@ -60,35 +61,6 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.transformer = DiffusionTransformer(model)
         self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
-
-
-class CaptionCache:
-    """A frozen text encoder that encodes each distinct caption once and keeps its states on ``device``.
-
-    Training captions come from a finite set, so after the first steps no batch runs the
-    encoder. Each caption is encoded alone: its states then do not depend on which captions
-    shared its batch (padding), and a resumed run reproduces an uninterrupted one exactly.
-    """
-
-    def __init__(self, encoder: TextEncoder, device: torch.device) -> None:
-        self.encoder = encoder
-        self.dim = encoder.dim
-        self.device = device
-        self.states: dict[str, torch.Tensor] = {}  # caption -> its real tokens' states "l d"
-
-    def encode(self, prompts: Sequence[str], device: torch.device | str | None = None) -> TextEmbeddings:
-        """States ``"b l d"`` (zero at padding) and mask ``"b l"`` of ``prompts``, on ``device``."""
-        for prompt in prompts:
-            if prompt not in self.states:
-                # fp32 states whatever autocast the step runs under, as the pipeline computes them.
-                with torch.autocast(self.device.type, enabled=False):
-                    text = self.encoder.encode([prompt], self.device)
-                self.states[prompt] = text.hidden[0][text.mask[0]]                                    # l d
-        states = [self.states[p] for p in prompts]
-        hidden = pad_sequence(states, batch_first=True)                                             # b l d
-        lengths = torch.tensor([len(s) for s in states], device=self.device)
-        mask = torch.arange(hidden.shape[1], device=self.device) < lengths[:, None]                   # b l
-        return TextEmbeddings(hidden, mask).to(device if device is not None else self.device)
 
 
 def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
@@ -205,25 +177,6 @@ def validation_loss(denoiser: Denoiser, bucket: LatentBucket, config: DiTTrainCo
         total += float(diffusion_loss(denoiser, DiTBatch(latents, captions, given), config, generator)) * len(captions)
     denoiser.train(was_training)
     return total / bucket.latents.shape[0]
-
-
-class EMA:
-    """Exponential moving average of a module's floating-point parameters (Polyak averaging)."""
-
-    def __init__(self, module: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, module: torch.nn.Module, step: int) -> None:
-        # Warm-up of the decay (as in TF's ExponentialMovingAverage with num_updates): the
-        # average does not stay anchored to the random initialisation for thousands of steps.
-        decay = min(self.decay, (1 + step) / (10 + step))
-        for key, value in module.state_dict().items():
-            if value.dtype.is_floating_point:
-                self.shadow[key].lerp_(value, 1 - decay)
-            else:
-                self.shadow[key].copy_(value)
 
 
 @dataclass
