@@ -94,6 +94,7 @@ def test_edit_keeps_frame_count_and_size(run_cli, tiny_model_dir, inputs, tmp_pa
         (["edit", "a.gif", "a ball", "--strength", "1.5"], "--strength"),
         (["edit", "missing.mp4", "a ball"], "missing.mp4"),
         (["extend", "a.gif", "a ball", "--num-frames", "4", "--guidance-rescale", "-0.1"], "--guidance-rescale"),
+        (["connect", "a.gif", "a.gif", "a ball", "--num-frames", "4", "--shift", "-1"], "--shift"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, inputs, args, message):

@@ -34,6 +34,7 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--height", "60"], "height"),
         (["--steps", "0"], "num_inference_steps"),
         (["--guidance-rescale", "1.5"], "--guidance-rescale"),
+        (["--shift", "0"], "--shift"),
         (["-o", "x.avi"], "x.avi"),
         (["-o", "x.png"], "png"),
         (["--model", "nowhere"], "nowhere"),
@@ -70,7 +71,7 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     missed = [row for row in report["rows"] if not row["all_correct"]]
     assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2",
-                     "--guidance-rescale", "0.7")  # fmt: skip
+                     "--guidance-rescale", "0.7", "--shift", "3")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "95% interval" in result.stdout.splitlines()[0]
     block = result.stdout.split("most common misses, 1 object")[1].split("\n\n")[0].strip().splitlines()

@@ -48,6 +48,23 @@ def test_guidance_and_negative_prompt_change_the_result(pipe):
     assert (rescaled - guided).abs().max() > 1e-4
 
 
+def test_the_sampling_shift_is_the_argument_else_the_models_else_by_token_count(pipe):
+    kwargs = {"num_frames": 1, "seed": 0, "upsample_prompt": False, "output_type": "latent", "num_inference_steps": 4}
+    default = pipe("a red ball", **kwargs).frames
+    # One 64 x 64 frame is far below 256 tokens: shift_for_tokens gives 1, no shift.
+    assert torch.equal(default, pipe("a red ball", shift=1.0, **kwargs).frames)
+    shifted = pipe("a red ball", shift=3.0, **kwargs).frames
+    assert (shifted - default).abs().max() > 1e-4
+    before = pipe.defaults.shift
+    try:
+        pipe.defaults.shift = 3.0
+        assert torch.equal(pipe("a red ball", **kwargs).frames, shifted)
+    finally:
+        pipe.defaults.shift = before
+    with pytest.raises(ValueError, match="shift"):
+        type(pipe.defaults)(shift=0.0)
+
+
 def test_given_latents_come_back_exactly(pipe):
     shape = (1, *pipe.vae.latent_shape(9, 64, 64))
     given = torch.randn(shape)
@@ -67,6 +84,7 @@ def test_given_latents_come_back_exactly(pipe):
         ({"num_inference_steps": 0}, "num_inference_steps"),
         ({"guidance_scale": -1.0}, "guidance_scale"),
         ({"guidance_rescale": 1.5}, "guidance_rescale"),
+        ({"shift": -1.0}, "shift"),
         ({"sampler": "ddim"}, "sampler"),
         ({"output_type": "gif"}, "output_type"),
     ],

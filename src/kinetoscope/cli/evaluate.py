@@ -128,7 +128,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         # Prompts are canonical or parse exactly; upsampling would only re-draw what they name.
         out = pipe(
             [i.prompt for i in items], num_inference_steps=args.steps, guidance_scale=args.guidance,
-            guidance_rescale=args.guidance_rescale, generator=torch.Generator().manual_seed(items[0].seed),
+            guidance_rescale=args.guidance_rescale, shift=args.shift, generator=torch.Generator().manual_seed(items[0].seed),
         )  # fmt: skip
         return out.frames
 
@@ -212,7 +212,8 @@ def run_conditioning(args: argparse.Namespace) -> int:
     pipe = KinetoscopePipeline.from_pretrained(args.model)
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
     generate = pipeline_generator(
-        pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance, guidance_rescale=args.guidance_rescale
+        pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale, shift=args.shift,
     )
     try:
         result = run_conditioning_suite(generate, suite, progress=not args.json)

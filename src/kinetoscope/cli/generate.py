@@ -1,7 +1,7 @@
 """``kinetoscope generate PROMPT -o OUT``: a video (or, with ``--num-frames 1``, an image) from text,
 or with ``--image IMG`` from an image that becomes frame ``--image-frame``.
 
-Also home of the options every generating command shares (``--model --steps --guidance --guidance-rescale --seed
+Also home of the options every generating command shares (``--model --steps --guidance --guidance-rescale --shift --seed
 --negative-prompt --sampler --no-upsample --threads``): ``extend``, ``connect`` and ``edit`` add
 them with :func:`add_sampling_arguments` and load the model with :func:`load_pipeline`.
 """
@@ -28,17 +28,23 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_guidance_rescale_argument(parser: argparse.ArgumentParser) -> None:
-    """``--guidance-rescale``, shared with the evaluations."""
+    """``--guidance-rescale`` and ``--shift``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
                         "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
+    parser.add_argument("--shift", type=float, default=None, metavar="S",
+                        help="timestep shift of the sampling schedule, above 0; more than 1 spends more steps at "
+                        "high noise (default: the model's, else by token count)")  # fmt: skip
 
 
 def check_guidance_rescale(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--guidance-rescale`` or ``--shift`` before anything loads."""
     from kinetoscope.errors import KinetoscopeError
 
     if args.guidance_rescale is not None and not 0 <= args.guidance_rescale <= 1:
         raise KinetoscopeError(f"--guidance-rescale: must be in [0, 1], got {args.guidance_rescale}")
+    if args.shift is not None and not args.shift > 0:
+        raise KinetoscopeError(f"--shift: must be above 0, got {args.shift}")
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -72,6 +78,7 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "guidance_rescale": args.guidance_rescale,
+        "shift": args.shift,
         "seed": args.seed,
         "sampler": args.sampler,
         "upsample_prompt": False if args.no_upsample else None,

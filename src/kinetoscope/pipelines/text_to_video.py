@@ -46,6 +46,10 @@ class SamplingDefaults:
     # diffusers' name; 0 is plain guidance. Measured on the shipped model (eval t2v --per-group 32):
     # rescale 0 / 0.3 / 0.7 / 1.0 gave one-object all-correct 25 / 22 / 24 / 21 of 79.
     guidance_rescale: float = 0.0
+    # Timestep shift of the sampling schedule (SD3's t' = s t / (1 + (s - 1) t); diffusers'
+    # FlowMatchEulerDiscreteScheduler(shift=s)); None: by the token count, as in training
+    # (diffusion.shift_for_tokens: 1 at the 80 tokens of a 16-frame 64 x 64 clip).
+    shift: float | None = None
     sampler: str = "euler"
     num_frames: int = 16
     height: int = 64
@@ -65,6 +69,8 @@ class SamplingDefaults:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.guidance_rescale <= 1:
             raise ValueError(f"guidance_rescale must be in [0, 1], got {self.guidance_rescale}")
+        if self.shift is not None and not self.shift > 0:
+            raise ValueError(f"shift must be positive (or None: by token count), got {self.shift}")
         if not 0 < self.edit_strength <= 1:
             raise ValueError(f"edit_strength must be in (0, 1], got {self.edit_strength}")
 
@@ -172,7 +178,7 @@ class KinetoscopePipeline:
 
     def check_inputs(
         self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
-        guidance_rescale: float = 0.0,
+        guidance_rescale: float = 0.0, shift: float | None = None,
     ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
@@ -187,6 +193,8 @@ class KinetoscopePipeline:
             raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}")
         if not 0 <= guidance_rescale <= 1:
             raise ValueError(f"guidance_rescale must be in [0, 1], got {guidance_rescale}")
+        if shift is not None and not shift > 0:
+            raise ValueError(f"shift must be positive, got {shift}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
@@ -201,6 +209,7 @@ class KinetoscopePipeline:
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         guidance_rescale: float | None = None,
+        shift: float | None = None,
         generator: torch.Generator | None = None,
         seed: int = 0,
         sampler: str | None = None,
@@ -215,6 +224,7 @@ class KinetoscopePipeline:
         """Sample one video per prompt.
 
         ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
+        ``shift`` is the sampling schedule's timestep shift (default: the model's, else by token count).
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
@@ -227,9 +237,10 @@ class KinetoscopePipeline:
         steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
         scale = d.guidance_scale if guidance_scale is None else guidance_scale
         rescale = d.guidance_rescale if guidance_rescale is None else guidance_rescale
+        shift = d.shift if shift is None else shift
         sampler = d.sampler if sampler is None else sampler
         upsample = d.upsample_prompts if upsample_prompt is None else upsample_prompt
-        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale)
+        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         if not 0 < strength <= 1:
@@ -259,7 +270,7 @@ class KinetoscopePipeline:
             rescale,
         )
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
-        timesteps = sampling_timesteps(steps, shift_for_tokens(tokens), device=device)
+        timesteps = sampling_timesteps(steps, shift_for_tokens(tokens) if shift is None else shift, device=device)
         sample = sample_euler if sampler == "euler" else sample_heun
         if given_latents is None:
             latents = sample(denoiser, noise, timesteps, progress=progress)
