@@ -82,7 +82,7 @@ def test_a_run_folder_of_another_model_is_refused(tmp_path):
     train_dit(_config(steps=5), _buckets(), tmp_path, progress=False)
     other = _config(steps=10)
     other.model = DiTConfig(in_channels=4, text_dim=32, width=32, depth=2, heads=2)
-    with pytest.raises(ValueError, match="another model config"):
+    with pytest.raises(ValueError, match=r"another model config \(width 64 not 32\)"):
         train_dit(other, _buckets(), tmp_path, progress=False)
 
 
@@ -180,6 +180,9 @@ def test_a_fine_tune_may_deepen_the_model_starting_where_it_was(tmp_path):
     assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-5)
     added = tuned.denoiser.transformer.blocks[1].mlp.fc2.weight  # deepen_layout(2, 3): block 0, its copy, block 1
     assert added.abs().sum() > 0  # trained away from its zero start
+    # Resumed without the deeper depth, the run says what differs instead of loading a mismatched model.
+    with pytest.raises(ValueError, match="depth 3 not 2"):
+        train_dit(_config(steps=4, init_from=tmp_path / "model"), _buckets(), tmp_path / "tune", progress=False)
 
 
 def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):

@@ -254,7 +254,12 @@ def train_dit(
             or state["config"]["text"] != asdict(config.text)
             or state["config"].get("text_encoder", "word") != config.text_encoder
         ):
-            raise ValueError(f"{run_dir}: holds a run of another model config; use a new run folder")
+            saved, asked = state["config"]["model"], asdict(config.model)
+            differs = ", ".join(f"{k} {saved[k]} not {asked[k]}" for k in asked if k in saved and saved[k] != asked[k])
+            raise ValueError(
+                f"{run_dir}: holds a run of another model config ({differs or 'its text encoder differs'}); "
+                "resume it with the options it was started with, or use a new run folder"
+            )
         denoiser.load_state_dict(state["model"])
         ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
         optimizer.load_state_dict(state["optimizer"])
