@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kinetoscope.cli import evaluate_diagnostics
-from kinetoscope.cli.generate import add_guidance_rescale_argument, check_guidance_rescale
+from kinetoscope.cli.generate import add_guidance_arguments, check_guidance_arguments
 from kinetoscope.errors import KinetoscopeError
 
 # The longest Shapes World clip; a longer file is judged on its first frames.
@@ -95,7 +95,7 @@ def _register_t2v(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--per-group", type=int, default=24, help="prompts per (object count, kind) group (default: 24)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
-    add_guidance_rescale_argument(parser)
+    add_guidance_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite and the noise (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
     parser.add_argument(
@@ -111,7 +111,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--per-group: must be at least 1, got {args.per_group}")
     if args.misses < 0:
         raise KinetoscopeError(f"--misses: must be 0 or more, got {args.misses}")
-    check_guidance_rescale(args)
+    check_guidance_arguments(args)
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     import torch
@@ -175,7 +175,7 @@ def _register_conditioning(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tasks", default="all", help="comma-separated tasks to run (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
-    add_guidance_rescale_argument(parser)
+    add_guidance_arguments(parser)
     parser.add_argument("--strength", type=float, default=None, help="edit strength in (0, 1] (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
@@ -195,7 +195,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
         raise KinetoscopeError(f"--per-task: must be at least 1, got {args.per_task}")
     if args.strength is not None and not 0 < args.strength <= 1:
         raise KinetoscopeError(f"--strength: must be in (0, 1], got {args.strength}")
-    check_guidance_rescale(args)
+    check_guidance_arguments(args)
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     import torch

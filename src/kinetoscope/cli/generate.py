@@ -18,7 +18,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and sampling options of every generating command."""
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 24)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    add_guidance_rescale_argument(parser)
+    add_guidance_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
     parser.add_argument("--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's, euler)")
@@ -27,7 +27,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
 
 
-def add_guidance_rescale_argument(parser: argparse.ArgumentParser) -> None:
+def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     """``--guidance-rescale`` and ``--shift``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
@@ -37,7 +37,7 @@ def add_guidance_rescale_argument(parser: argparse.ArgumentParser) -> None:
                         "high noise (default: the model's, else by token count)")  # fmt: skip
 
 
-def check_guidance_rescale(args: argparse.Namespace) -> None:
+def check_guidance_arguments(args: argparse.Namespace) -> None:
     """Refuse a bad ``--guidance-rescale`` or ``--shift`` before anything loads."""
     from kinetoscope.errors import KinetoscopeError
 
@@ -57,7 +57,7 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
-    check_guidance_rescale(args)
+    check_guidance_arguments(args)
 
 
 def load_pipeline(args: argparse.Namespace):

@@ -139,11 +139,12 @@ def hold_out_sources(
     for i, record in enumerate(bucket.records):
         groups.setdefault(record.get("source") or record.get("path") or ("clip", i), []).append(i)
     cap = int(max_share * n)
+    limit = min(count, cap)
     order = torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed)).tolist()
     members = list(groups.values())
     held: list[int] = []
     for g in order:
-        if len(held) >= min(count, cap):
+        if len(held) >= limit:
             break
         if len(held) + len(members[g]) <= cap:  # a source too big to fit is skipped, a smaller one may
             held += members[g]

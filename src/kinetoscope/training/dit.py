@@ -134,7 +134,7 @@ def diffusion_loss(
 
     With ``decode`` (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus
     the weighted :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step
-    prediction; ``parts`` (when given) receives the two terms unweighted.
+    prediction; ``parts`` (when given) receives that term unweighted, as ``"decoded"``.
     """
     device = next(denoiser.parameters()).device
     x0 = batch.latents.to(device)
@@ -149,8 +149,6 @@ def diffusion_loss(
     v = denoiser.transformer(x_t, t_frames, text.hidden, text.mask)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
     loss = flow_loss(v, velocity_target(x0, noise), weight)
-    if parts is not None:
-        parts["flow"] = float(loss.detach())
     if decode is None or config.decoded_weight == 0:
         return loss
     # Given frames' predictions are x0 itself (t = 0), so they add nothing here either.
