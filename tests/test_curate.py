@@ -291,3 +291,30 @@ def test_the_dit_takes_its_latent_channels_from_the_vae(curated, tmp_path, run_c
     assert trained.returncode == 0, trained.stderr
     config = json.loads((run / "final" / "transformer" / "config.json").read_text())
     assert config["in_channels"] == 4
+
+
+def test_over_a_4x_vae_the_dit_patches_keep_16_pixels_per_token(curated, tmp_path, run_cli):
+    import torch
+
+    from kinetoscope.vae import PRESETS, CausalVideoVAE
+
+    torch.manual_seed(0)
+    vae = CausalVideoVAE(PRESETS["tiny"]().with_spatial_compression(4)).save_pretrained(tmp_path / "vae")
+    cache = tmp_path / "cache"
+    result = run_cli("data", "cache-latents", curated[0] / "metadata.csv", "-o", cache, "--vae", vae, "--quiet")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    trained = run_cli("train", "dit", "--data", cache, "--vae", vae, "--preset", "debug", "--steps", 1, "--run-dir", run,
+                      "--no-progress", "--threads", 1)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    config = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    assert config["patch_size"] == [1, 4, 4]  # the preset's 1 x 2 x 2 over an 8x VAE: 16 x 16 pixels either way
+
+    # ... and generates at a size that is a multiple of the VAE's 4 but not of a token's 16 pixels.
+    out = tmp_path / "out.mp4"
+    made = run_cli("generate", "a red circle moves left", "-o", out, "--model", run / "final", "--num-frames", 5,
+                   "--height", 40, "--width", 48, "--steps", 2, "--seed", 0)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    from kinetoscope.io.video import read_video
+
+    assert read_video(out)[0].shape[:3] == (5, 40, 48)

@@ -75,6 +75,20 @@ def test_given_latents_come_back_exactly(pipe):
     assert (out[:, :, 1:] - given[:, :, 1:]).abs().max() > 0.1
 
 
+def test_a_size_the_patches_do_not_tile_is_sampled_on_a_larger_grid_and_cropped(pipe):
+    # 72 x 40 pixels: 9 x 5 latent rows and columns, which 2 x 2 patches do not tile.
+    out = pipe("a red ball", num_frames=5, height=72, width=40, output_type="pt").frames
+    assert out.shape == (1, 3, 5, 72, 40)
+    latents = pipe("a red ball", num_frames=5, height=72, width=40, output_type="latent").frames
+    assert latents.shape[-2:] == (10, 6)
+    # Given latents of the asked size are extended to that grid and come back where they were.
+    given = torch.randn(1, *pipe.vae.latent_shape(5, 72, 40))
+    mask = torch.zeros(1, 1, given.shape[2], 1, 1, dtype=torch.bool)
+    mask[:, :, 0] = True
+    held = pipe("a red ball", num_frames=5, height=72, width=40, given_latents=given, given_mask=mask, output_type="latent").frames
+    assert torch.equal(held[:, :, 0, :9, :5], given[:, :, 0])
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

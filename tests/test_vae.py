@@ -56,6 +56,21 @@ def test_default_config_meets_the_budget() -> None:
     assert params * 4 < 20e6  # fp32 bytes: the VAE's share of the shipped weights (50 MB in all)
 
 
+def test_spatial_compression_can_be_set_to_4_or_8_and_a_4x_vae_round_trips_any_size() -> None:
+    config = PRESETS["tiny"]().with_spatial_compression(4)
+    assert (config.spatial_compression, config.temporal_compression) == (4, 4)
+    assert config.with_spatial_compression(8).spatial_compression == 8
+    for bad in (2, 6, 32, 0):  # 4 * 2 ** n for n <= 2 transitions: 4, 8 or 16
+        with pytest.raises(ValueError, match="spatial compression must be one of"):
+            config.with_spatial_compression(bad)
+    vae = CausalVideoVAE(config).eval()
+    x = torch.rand(1, 3, 6, 20, 28) * 2 - 1  # 20 and 28 are not multiples of 8, only of 4
+    with torch.no_grad():
+        z = vae.encode(x).mode()
+        assert z.shape == (1, config.latent_channels, 3, 5, 7)
+        assert vae.decode(z, *x.shape[2:]).shape == x.shape
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -337,6 +337,21 @@ def test_train_vae_cli_exports_a_loadable_model_with_latent_statistics(tmp_path:
     assert other.returncode == 2 and "another model config" in other.stderr and other.stderr.count("\n") == 1
 
 
+def test_train_vae_cli_can_train_a_vae_at_4x_spatial_compression(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    args = ("--spatial-compression", "4", "--steps", "2", "--stats-clips", "2", "--run-dir", tmp_path / "run", "--export", export)
+    result = _cli("train", "vae", *_TINY_ARGS, *args)
+    assert result.returncode == 0, result.stderr
+    model = CausalVideoVAE.from_pretrained(export)
+    assert model.spatial_compression == 4 and model.config.compression_ratio == 4 * 4 * 4 * 3 / 4
+    with torch.no_grad():
+        assert model.encode(torch.zeros(1, 3, 5, 32, 32)).mode().shape[-2:] == (8, 8)
+
+    # A fine-tune keeps the exported VAE's compression: setting it again is refused in one line.
+    again = _cli("train", "vae", *_TINY_ARGS, "--init-from", export, "--spatial-compression", "8", "--run-dir", tmp_path / "ft")
+    assert again.returncode == 2 and "--spatial-compression" in again.stderr and again.stderr.count("\n") == 1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

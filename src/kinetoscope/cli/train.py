@@ -93,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to N keeping everything it learnt (the new channels start unused), then trained",
     )
     vae.add_argument(
+        "--spatial-compression", type=int, choices=(4, 8), default=None, metavar="S",
+        help="pixels per latent position along each side: 8 (the preset's) or 4, a new VAE's only (not with "
+        "--init-from); 4 with --latent-channels 4 keeps the compression ratio of 8 with 16 channels (48)",
+    )
+    vae.add_argument(
         "--encoder-layers", default=None, metavar="N,N,N",
         help="residual blocks per encoder stage, full resolution first (default: the preset's, 2,2,3, or "
         "--init-from's); with --init-from a VAE of fewer, the added blocks start as identities, so training "
@@ -183,6 +188,8 @@ def _config(args: argparse.Namespace):
         model = start if args.decoder_only else replace(start, latents_mean=None, latents_std=None)
     if args.latent_channels is not None:
         model = replace(model, latent_channels=args.latent_channels, latents_mean=None, latents_std=None)
+    if args.spatial_compression is not None:
+        model = model.with_spatial_compression(args.spatial_compression)
     for name in ("encoder_layers", "decoder_layers"):
         if getattr(args, name) is not None:
             model = replace(model, **{name: _layers(name, getattr(args, name))})
@@ -228,6 +235,8 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError("--encoder-only: excludes --latent-channels and --decoder-layers (its decoder is frozen)")
     if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):
         raise KinetoscopeError(f"--latent-channels: must be at least 1 and excludes --decoder-only, got {args.latent_channels}")
+    if args.spatial_compression is not None and args.init_from is not None:
+        raise KinetoscopeError("--spatial-compression: sets a new VAE's; a fine-tune keeps its --init-from VAE's")
     if args.encoder_layers is not None and args.decoder_only:
         raise KinetoscopeError("--encoder-layers: excludes --decoder-only (its encoder is frozen)")
     if args.stats_clips == 1:

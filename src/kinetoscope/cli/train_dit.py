@@ -47,7 +47,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--logit-std", type=float, default=None, help="S of --logit-mean, above 0 (default: 1)")
     dit.add_argument("--patch-size", type=_patch_size, default=None, metavar="PT,PH,PW",
                      help="latent values per spacetime patch along time, height, width (default: the preset's, "
-                     "1,2,2; 1,1,1 gives 4x the tokens per clip and so 4x fewer clips per batch)")  # fmt: skip
+                     "1,2,2, for 16 x 16 pixels per token; 1,4,4 for a --vae at 4x spatial compression; 1,1,1 "
+                     "gives 4x the tokens per clip and so 4x fewer clips per batch)")  # fmt: skip
     dit.add_argument("--width", type=int, default=None, help="transformer width (default: the preset's, 256)")
     dit.add_argument("--depth", type=int, default=None,
                      help="transformer blocks (default: the preset's, 6); with --init-from, more than the model's "
@@ -95,6 +96,19 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     dit.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     dit.set_defaults(func=run_dit)
+
+
+# The spatial compression of the VAE the presets' patch sizes were chosen for.
+_PRESET_VAE_COMPRESSION = 8
+
+
+def _patch_for(patch: tuple[int, int, int], spatial_compression: int) -> tuple[int, int, int]:
+    """``patch`` rescaled so each token covers the pixels it does over the preset's 8x VAE."""
+    pt, ph, pw = patch
+    scale = _PRESET_VAE_COMPRESSION / spatial_compression
+    if not (ph * scale).is_integer() or not (pw * scale).is_integer() or ph * scale < 1 or pw * scale < 1:
+        return patch
+    return pt, int(ph * scale), int(pw * scale)
 
 
 def _patch_size(text: str) -> tuple[int, int, int]:
@@ -293,6 +307,10 @@ def run_dit(args: argparse.Namespace) -> int:
     if config.model.in_channels != vae.latent_channels:
         # The transformer denoises this VAE's latents, however many channels it has.
         config.model = replace(config.model, in_channels=vae.latent_channels)
+    if args.patch_size is None and args.init_from is None and vae.spatial_compression != _PRESET_VAE_COMPRESSION:
+        # The preset's patches cover 16 x 16 pixels of the 8x VAE; keep that for another VAE, so a
+        # clip has as many tokens (and a batch as many clips) as the recipe was measured with.
+        config.model = replace(config.model, patch_size=_patch_for(config.model.patch_size, vae.spatial_compression))
     try:
         result = train_dit(
             config, buckets, args.run_dir, progress=not args.no_progress, weights=weights, validation=validation, vae=vae

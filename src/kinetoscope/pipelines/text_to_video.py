@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampling_timesteps, shift_for_tokens
@@ -232,6 +233,8 @@ class KinetoscopePipeline:
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
         are released at ``t = strength``: noised to it and sampled from there (SDEdit when it
         covers every frame; see :func:`~kinetoscope.diffusion.conditioning.sample_with_given`).
+        ``output_type="latent"`` returns the latents on the transformer's patch grid, which covers
+        more than ``height x width`` where that is not a whole number of patches.
         """
         d = self.defaults
         num_frames = d.num_frames if num_frames is None else num_frames
@@ -261,6 +264,13 @@ class KinetoscopePipeline:
         cond = self.text_encoder.encode(prompts, device)
         uncond = self.text_encoder.encode(negatives, device)
         shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
+        # A latent grid that the patches do not tile (72 pixels: 9 latent rows, 2-row patches) is
+        # sampled one patch larger at the bottom and right and cropped after decoding, as the VAE
+        # pads frames; given latents are extended there by their edge values.
+        pad_h, pad_w = (-side % p for side, p in zip(shape[-2:], self.transformer.config.patch_size[1:]))
+        shape = (*shape[:-2], shape[-2] + pad_h, shape[-1] + pad_w)
+        if given_latents is not None and (pad_h or pad_w):
+            given_latents = F.pad(given_latents, (0, pad_w, 0, pad_h, 0, 0), mode="replicate")
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(shape, generator=generator, device=generator.device).to(device)
@@ -293,8 +303,9 @@ class KinetoscopePipeline:
 
     @torch.no_grad()  # inference only: a graph through the VAE would hold every activation
     def decode(self, latents: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:
-        """Normalised latents to pixels ``"b c t h w"`` in [0, 1]."""
-        video = self.vae.decode(self.vae.denormalize(latents), num_frames, height, width)
+        """Normalised latents to pixels ``"b c t h w"`` in [0, 1], cropped to ``height x width`` from
+        the top left (the latents may cover more: see ``__call__``)."""
+        video = self.vae.decode(self.vae.denormalize(latents), num_frames)[..., :height, :width]
         return ((video.clamp(-1, 1) + 1) / 2).float()
 
     @staticmethod

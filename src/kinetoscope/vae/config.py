@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -90,6 +90,17 @@ class CausalVAEConfig:
     def spatial_compression(self) -> int:
         """Pixels per latent position along each spatial axis."""
         return self.patch_size * 2 ** sum(self.spatial_downsample)
+
+    def with_spatial_compression(self, factor: int) -> CausalVAEConfig:
+        """This architecture at another spatial compression (4 or 8 for the default): the stage
+        transitions downsample, earliest first, until ``patch_size * 2 ** n == factor``. The
+        latent statistics are dropped (another latent has its own)."""
+        steps = math.log2(factor / self.patch_size) if factor > 0 else -1.0
+        if steps != int(steps) or not 0 <= steps <= len(self.spatial_downsample):
+            choices = [self.patch_size * 2**n for n in range(len(self.spatial_downsample) + 1)]
+            raise ValueError(f"spatial compression must be one of {choices} for patch_size {self.patch_size}, got {factor}")
+        flags = tuple(i < steps for i in range(len(self.spatial_downsample)))
+        return replace(self, spatial_downsample=flags, latents_mean=None, latents_std=None)
 
     @property
     def temporal_compression(self) -> int:

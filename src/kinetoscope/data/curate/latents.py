@@ -27,6 +27,9 @@ from kinetoscope.io.video import read_video
 
 # The DiT's spatial patch (DiTConfig.patch_size defaults to 1x2x2): latents must split evenly.
 DIT_PATCH = 2
+# Pixels per token side of the preset patches over the 8x VAE; `train dit` keeps that footprint
+# over a 4x VAE (4 x 4 patches), so frame sizes stay multiples of it whichever VAE caches them.
+TOKEN_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ def resize_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
 
 def plan_buckets(rows: Sequence[dict[str, str]], config: ClipLatentsConfig, vae) -> dict[tuple[int, int, int], list[dict]]:
     """Clip rows grouped by bucket ``(frames, height, width)``, in table order within each."""
-    multiple = vae.spatial_compression * DIT_PATCH
+    multiple = max(vae.spatial_compression * DIT_PATCH, TOKEN_PIXELS)
     buckets: dict[tuple[int, int, int], list[dict]] = {}
     for row in rows:
         try:
