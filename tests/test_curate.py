@@ -275,13 +275,14 @@ def test_cached_latents_train_the_dit(curated, tmp_path, run_cli):
     assert empty.returncode == 2 and "no such folder" in empty.stderr and "Traceback" not in empty.stderr
 
 
-def test_the_dit_takes_its_latent_channels_from_the_vae(curated, tmp_path, run_cli):
+def _train_dit_over(vae_config, curated, tmp_path, run_cli) -> Path:
+    """A one-step debug DiT trained on the curated clips cached through a random VAE of ``vae_config``."""
     import torch
 
-    from kinetoscope.vae import PRESETS, CausalVideoVAE
+    from kinetoscope.vae import CausalVideoVAE
 
     torch.manual_seed(0)
-    vae = CausalVideoVAE(PRESETS["tiny"]()).save_pretrained(tmp_path / "vae")  # 4 latent channels, not 8
+    vae = CausalVideoVAE(vae_config).save_pretrained(tmp_path / "vae")
     cache = tmp_path / "cache"
     result = run_cli("data", "cache-latents", curated[0] / "metadata.csv", "-o", cache, "--vae", vae, "--quiet")
     assert result.returncode == 0, result.stderr
@@ -289,32 +290,28 @@ def test_the_dit_takes_its_latent_channels_from_the_vae(curated, tmp_path, run_c
     trained = run_cli("train", "dit", "--data", cache, "--vae", vae, "--preset", "debug", "--steps", 1, "--run-dir", run,
                       "--no-progress", "--threads", 1)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
-    config = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    return run / "final"
+
+
+def test_the_dit_takes_its_latent_channels_from_the_vae(curated, tmp_path, run_cli):
+    from kinetoscope.vae import PRESETS
+
+    model = _train_dit_over(PRESETS["tiny"](), curated, tmp_path, run_cli)  # 4 latent channels, not 8
+    config = json.loads((model / "transformer" / "config.json").read_text())
     assert config["in_channels"] == 4
 
 
 def test_over_a_4x_vae_the_dit_patches_keep_16_pixels_per_token(curated, tmp_path, run_cli):
-    import torch
+    from kinetoscope.io.video import read_video
+    from kinetoscope.vae import PRESETS
 
-    from kinetoscope.vae import PRESETS, CausalVideoVAE
-
-    torch.manual_seed(0)
-    vae = CausalVideoVAE(PRESETS["tiny"]().with_spatial_compression(4)).save_pretrained(tmp_path / "vae")
-    cache = tmp_path / "cache"
-    result = run_cli("data", "cache-latents", curated[0] / "metadata.csv", "-o", cache, "--vae", vae, "--quiet")
-    assert result.returncode == 0, result.stderr
-    run = tmp_path / "run"
-    trained = run_cli("train", "dit", "--data", cache, "--vae", vae, "--preset", "debug", "--steps", 1, "--run-dir", run,
-                      "--no-progress", "--threads", 1)  # fmt: skip
-    assert trained.returncode == 0, trained.stderr
-    config = json.loads((run / "final" / "transformer" / "config.json").read_text())
+    model = _train_dit_over(PRESETS["tiny"]().with_spatial_compression(4), curated, tmp_path, run_cli)
+    config = json.loads((model / "transformer" / "config.json").read_text())
     assert config["patch_size"] == [1, 4, 4]  # the preset's 1 x 2 x 2 over an 8x VAE: 16 x 16 pixels either way
 
     # ... and generates at a size that is a multiple of the VAE's 4 but not of a token's 16 pixels.
     out = tmp_path / "out.mp4"
-    made = run_cli("generate", "a red circle moves left", "-o", out, "--model", run / "final", "--num-frames", 5,
+    made = run_cli("generate", "a red circle moves left", "-o", out, "--model", model, "--num-frames", 5,
                    "--height", 40, "--width", 48, "--steps", 2, "--seed", 0)  # fmt: skip
     assert made.returncode == 0, made.stderr
-    from kinetoscope.io.video import read_video
-
     assert read_video(out)[0].shape[:3] == (5, 40, 48)
