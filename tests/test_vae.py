@@ -305,6 +305,34 @@ def test_widening_the_latent_keeps_reconstructions_and_opens_the_new_channels() 
         widen_latent(vae, 4)
 
 
+def test_refolding_to_4x_keeps_the_blocks_and_treats_flat_2x2_patches_as_before() -> None:
+    from einops import repeat
+
+    from kinetoscope.vae.grow import refold_spatial
+
+    vae = _vae()  # 8x: stage transition 0 folds 2 x 2 pixels (and 2 frames)
+    four = refold_spatial(vae, 4)
+    assert (four.spatial_compression, four.latent_channels) == (4, vae.latent_channels)
+    old, new = vae.state_dict(), four.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if ".stages." in k or "conv_out" in k or "conv_in" in k)
+    # The encoder's transition on fine features does what it did to the same features in flat 2 x 2 patches.
+    x = torch.randn(1, vae.config.block_out_channels[0], 3, 4, 6)
+    with torch.no_grad():
+        fine = four.encoder.downsamplers[0](x, CausalCache())
+        flat = vae.encoder.downsamplers[0](repeat(x, "b c t h w -> b c t (h 2) (w 2)"), CausalCache())
+        assert _close(fine, flat)
+        # The decoder's gives the mean of the 2 x 2 patch it drew before.
+        z = torch.randn(1, vae.config.block_out_channels[1], 2, 3, 3)
+        drawn = vae.decoder.upsamplers[-1](z, CausalCache())
+        mean = drawn.unflatten(3, (3, 2)).unflatten(5, (3, 2)).mean(dim=(4, 6))
+        assert _close(four.decoder.upsamplers[-1](z, CausalCache()), mean)
+        # Back to 8x with fewer channels: the folds come back (each sub-position a share), the latent's convs fresh.
+        back = refold_spatial(four, 8, latent_channels=2)
+        assert back.spatial_compression == 8 and back.encode(_video(5)).mode().shape[1] == 2
+    with pytest.raises(ValueError, match="already has"):
+        refold_spatial(vae, 8)
+
+
 def test_deepening_keeps_the_latent_and_reconstructions_and_trains_the_new_blocks() -> None:
     from kinetoscope.vae.grow import deepen
 

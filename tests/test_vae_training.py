@@ -347,9 +347,16 @@ def test_train_vae_cli_can_train_a_vae_at_4x_spatial_compression(tmp_path: Path)
     with torch.no_grad():
         assert model.encode(torch.zeros(1, 3, 5, 32, 32)).mode().shape[-2:] == (8, 8)
 
-    # A fine-tune keeps the exported VAE's compression: setting it again is refused in one line.
-    again = _cli("train", "vae", *_TINY_ARGS, "--init-from", export, "--spatial-compression", "8", "--run-dir", tmp_path / "ft")
-    assert again.returncode == 2 and "--spatial-compression" in again.stderr and again.stderr.count("\n") == 1
+    # A fine-tune from it at another compression refolds it (vae/grow.refold_spatial) and trains on.
+    back = tmp_path / "back"
+    again = _cli("train", "vae", *_TINY_ARGS, "--init-from", export, "--spatial-compression", "8", "--steps", "1",
+                 "--stats-clips", "2", "--run-dir", tmp_path / "ft", "--export", back)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert CausalVideoVAE.from_pretrained(back).spatial_compression == 8
+    # ... which changes the latent, so not with a half of the VAE frozen: one line, exit 2.
+    frozen = _cli("train", "vae", *_TINY_ARGS, "--init-from", export, "--spatial-compression", "8", "--decoder-only",
+                  "--run-dir", tmp_path / "frozen")  # fmt: skip
+    assert frozen.returncode == 2 and "--spatial-compression" in frozen.stderr and frozen.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize(

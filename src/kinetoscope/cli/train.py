@@ -94,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vae.add_argument(
         "--spatial-compression", type=int, choices=(4, 8), default=None, metavar="S",
-        help="pixels per latent position along each side: 8 (the preset's) or 4, a new VAE's only (not with "
-        "--init-from); 4 with --latent-channels 4 keeps the compression ratio of 8 with 16 channels (48)",
+        help="pixels per latent position along each side: 8 (the preset's) or 4; 4 with --latent-channels 4 keeps "
+        "the compression ratio of 8 with 16 channels (48). With --init-from a VAE at the other, it is refolded "
+        "(vae/grow.py: every residual block kept, the latent's two convolutions fresh) and trained on",
     )
     vae.add_argument(
         "--encoder-layers", default=None, metavar="N,N,N",
@@ -235,8 +236,8 @@ def run_vae(args: argparse.Namespace) -> int:
         raise KinetoscopeError("--encoder-only: excludes --latent-channels and --decoder-layers (its decoder is frozen)")
     if args.latent_channels is not None and (args.latent_channels < 1 or args.decoder_only):
         raise KinetoscopeError(f"--latent-channels: must be at least 1 and excludes --decoder-only, got {args.latent_channels}")
-    if args.spatial_compression is not None and args.init_from is not None:
-        raise KinetoscopeError("--spatial-compression: sets a new VAE's; a fine-tune keeps its --init-from VAE's")
+    if args.spatial_compression is not None and (args.decoder_only or args.encoder_only):
+        raise KinetoscopeError("--spatial-compression: changes the latent, so it excludes --decoder-only and --encoder-only")
     if args.encoder_layers is not None and args.decoder_only:
         raise KinetoscopeError("--encoder-layers: excludes --decoder-only (its encoder is frozen)")
     if args.stats_clips == 1:

@@ -32,7 +32,7 @@ from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
-from kinetoscope.vae.grow import deepen, widen_latent
+from kinetoscope.vae.grow import deepen, refold_spatial, widen_latent
 
 
 @dataclass
@@ -270,8 +270,10 @@ def train_vae(
 
     With ``resume`` the newest checkpoint in ``run_dir`` is loaded first; a run with none starts
     from the weights of the exported VAE ``init_from`` when given (its latent widened first when
-    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.grow.widen_latent`, and
-    deepened when it asks for more residual blocks: :func:`~kinetoscope.vae.grow.deepen`).
+    ``config.model`` asks for more channels: :func:`~kinetoscope.vae.grow.widen_latent`; refolded
+    when it asks for another spatial compression or fewer channels:
+    :func:`~kinetoscope.vae.grow.refold_spatial`; and deepened when it asks for more residual
+    blocks: :func:`~kinetoscope.vae.grow.deepen`).
     ``stop_at`` ends the invocation early at that step, with a checkpoint, as an interruption
     would; a later call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.
@@ -294,7 +296,11 @@ def train_vae(
     if step == 0 and init_from is not None:
         # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
         start = CausalVideoVAE.from_pretrained(init_from)
-        if start.latent_channels < config.model.latent_channels and not (config.decoder_only or config.encoder_only):
+        frozen = config.decoder_only or config.encoder_only
+        refold = start.spatial_compression != config.model.spatial_compression
+        if not frozen and (refold or start.latent_channels > config.model.latent_channels):
+            start = refold_spatial(start, config.model.spatial_compression, config.model.latent_channels, seed=config.mix.seed)
+        elif not frozen and start.latent_channels < config.model.latent_channels:
             start = widen_latent(start, config.model.latent_channels, torch.Generator().manual_seed(config.mix.seed))
         layers = {"encoder_layers": config.model.encoder_layers, "decoder_layers": config.model.decoder_layers}
         if any(getattr(start.config, name) != value for name, value in layers.items()):

@@ -14,6 +14,12 @@ deeper decoder alone keeps the latent, and a DiT trained on it, valid (a decoder
 Measured from the same start: widening 8 -> 12 channels gained nothing in 2,500 steps; a deeper
 decoder alone (3, 2, 3) took the analyzer's all-correct on one-object reconstructions from 42% to
 55% in 4,000; a deeper encoder (2, 2, 3) with it, both trained 10,000 steps, to 80%.
+
+Refolding changes the spatial compression (8x to 4x: a stage transition stops folding 2 x 2
+pixels into channels) and may change the latent channels; every residual block is kept, the
+resampling projections keep what they did to a flat 2 x 2 patch, and only the latent's own two
+convolutions start fresh. Measured against the same 4x, 4-channel VAE from scratch, on held-out
+clips: 24.1 / 21.2 dB (Shapes World / photos) after 750 steps, against 20.3 / 18.7 after 1,200.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+from einops import reduce, repeat
 
 from kinetoscope.vae.model import CausalVideoVAE
 
@@ -102,3 +109,48 @@ def deepen(
     if unexpected or not all(key.startswith(("encoder.stages.", "decoder.stages.")) for key in missing):
         raise RuntimeError(f"deepening changed more than the residual blocks: {missing}, {unexpected}")
     return deep.train(vae.training)
+
+
+@torch.no_grad()
+def refold_spatial(
+    vae: CausalVideoVAE, spatial_compression: int, latent_channels: int | None = None, seed: int = 0
+) -> CausalVideoVAE:
+    """A copy of ``vae`` at another spatial compression (and optionally latent width), for fine-tuning.
+
+    A transition that stops folding space sums its encoder projection's weights over the 2 x 2
+    sub-positions and averages its decoder projection's outputs over them (what each did to a flat
+    2 x 2 patch); one that starts folding shares them out. The encoder's output and decoder's
+    input convolutions keep their weights when the latent width stays, else start fresh (the
+    initialisation of a new model built after ``torch.manual_seed(seed)``). It does not
+    reconstruct as ``vae`` did: a short fine-tune has to adapt it.
+    """
+    channels = vae.latent_channels if latent_channels is None else latent_channels
+    config = replace(
+        vae.config.with_spatial_compression(spatial_compression), latent_channels=channels, latents_mean=None, latents_std=None
+    )
+    if (config.spatial_compression, channels) == (vae.spatial_compression, vae.latent_channels):
+        raise ValueError(f"the VAE already has spatial compression {spatial_compression} and {channels} latent channels")
+    with torch.random.fork_rng(devices=[]):  # the fresh layers' draw, without touching the global stream
+        torch.manual_seed(seed)
+        new = CausalVideoVAE(config).to(next(vae.parameters()).device)
+    state, target = vae.state_dict(), new.state_dict()
+    for key, value in target.items():
+        if key in state and state[key].shape == value.shape:
+            value.copy_(state[key])
+    stages = len(config.spatial_downsample)
+    for i, (was, now) in enumerate(zip(vae.config.spatial_downsample, config.spatial_downsample, strict=True)):
+        if was == now:
+            continue
+        down = f"encoder.downsamplers.{i}.proj.weight"  # "o (c ft fh fw) 1 1 1"
+        up = f"decoder.upsamplers.{stages - 1 - i}.proj"  # outputs "(c ft fh fw)"
+        ft = 2 if config.temporal_downsample[i] else 1
+        if was:  # stop folding 2 x 2 pixels
+            target[down].copy_(reduce(state[down], "o (c ft fh fw) ... -> o (c ft) ...", "sum", ft=ft, fh=2, fw=2))
+            for name in ("weight", "bias"):
+                target[f"{up}.{name}"].copy_(reduce(state[f"{up}.{name}"], "(c ft fh fw) ... -> (c ft) ...", "mean", ft=ft, fh=2, fw=2))
+        else:  # start folding: each sub-position gets a share (encoder) or a copy (decoder)
+            target[down].copy_(repeat(state[down], "o (c ft) ... -> o (c ft fh fw) ...", ft=ft, fh=2, fw=2) / 4)
+            for name in ("weight", "bias"):
+                target[f"{up}.{name}"].copy_(repeat(state[f"{up}.{name}"], "(c ft) ... -> (c ft fh fw) ...", ft=ft, fh=2, fw=2))
+    new.load_state_dict(target)
+    return new.train(vae.training)
