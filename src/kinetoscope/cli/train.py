@@ -94,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     vae.add_argument(
         "--spatial-compression", type=int, choices=(4, 8), default=None, metavar="S",
-        help="pixels per latent position along each side: 8 (the preset's) or 4; 4 with --latent-channels 4 keeps "
-        "the compression ratio of 8 with 16 channels (48). With --init-from a VAE at the other, it is refolded "
+        help="pixels per latent position along each side: 8 (the preset's) or 4. At 4, --latent-channels 3 gives "
+        "a ratio of 64 (54 on a 17-frame clip, whose first latent frame holds one frame); 4 channels give 48 only "
+        "on long clips (41 on 17 frames). With --init-from a VAE at the other, it is refolded "
         "(vae/grow.py: every residual block kept, the latent's two convolutions fresh) and trained on",
     )
     vae.add_argument(
