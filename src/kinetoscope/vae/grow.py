@@ -37,6 +37,14 @@ from kinetoscope.vae.model import CausalVideoVAE
 _NEW_WEIGHT_SCALE = 1.0
 
 
+def _copy_matching(source: CausalVideoVAE, target: CausalVideoVAE) -> None:
+    """Copy every tensor of ``source`` into ``target`` where both have it with the same shape."""
+    state = source.state_dict()
+    for key, value in target.state_dict().items():
+        if key in state and state[key].shape == value.shape:
+            value.copy_(state[key])
+
+
 @torch.no_grad()
 def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Generator | None = None) -> CausalVideoVAE:
     """A copy of ``vae`` with ``latent_channels`` latent channels whose reconstruction equals ``vae``'s.
@@ -55,10 +63,7 @@ def widen_latent(vae: CausalVideoVAE, latent_channels: int, generator: torch.Gen
         latents_std=(*vae.config.latents_std, *(1.0,) * extra),
     )
     wide = CausalVideoVAE(config).to(next(vae.parameters()).device)
-    state = vae.state_dict()
-    for key, value in wide.state_dict().items():
-        if key in state and state[key].shape == value.shape:
-            value.copy_(state[key])
+    _copy_matching(vae, wide)
 
     # Encoder output "(2 l)": posterior means, then log-variances.
     source, target = vae.encoder.conv_out, wide.encoder.conv_out
@@ -133,10 +138,8 @@ def refold_spatial(
     with torch.random.fork_rng(devices=[]):  # the fresh layers' draw, without touching the global stream
         torch.manual_seed(seed)
         new = CausalVideoVAE(config).to(next(vae.parameters()).device)
-    state, target = vae.state_dict(), new.state_dict()
-    for key, value in target.items():
-        if key in state and state[key].shape == value.shape:
-            value.copy_(state[key])
+    _copy_matching(vae, new)
+    state, target = vae.state_dict(), new.state_dict()  # target's tensors are new's own: copy_ writes into it
     stages = len(config.spatial_downsample)
     for i, (was, now) in enumerate(zip(vae.config.spatial_downsample, config.spatial_downsample, strict=True)):
         if was == now:
@@ -152,5 +155,4 @@ def refold_spatial(
             target[down].copy_(repeat(state[down], "o (c ft) ... -> o (c ft fh fw) ...", ft=ft, fh=2, fw=2) / 4)
             for name in ("weight", "bias"):
                 target[f"{up}.{name}"].copy_(repeat(state[f"{up}.{name}"], "(c ft) ... -> (c ft fh fw) ...", ft=ft, fh=2, fw=2))
-    new.load_state_dict(target)
     return new.train(vae.training)
