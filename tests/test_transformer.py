@@ -31,6 +31,16 @@ def test_presets_build_valid_configs_and_default_is_shapes():
     assert widths == sorted(widths)
 
 
+def test_the_default_patch_keeps_16_pixels_per_token_over_a_vae_of_another_compression():
+    from kinetoscope.transformer.config import patch_for_vae
+
+    assert patch_for_vae((1, 2, 2), 8) == (1, 2, 2)
+    assert patch_for_vae((1, 2, 2), 4) == (1, 4, 4)
+    assert patch_for_vae((1, 2, 2), 16) == (1, 1, 1)
+    assert patch_for_vae((1, 1, 1), 16) == (1, 1, 1)  # no whole patch covers 16 x 16 pixels: left as it is
+    assert patch_for_vae((2, 2, 2), 4) == (2, 4, 4)  # time is not the VAE's spatial business
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -98,19 +98,6 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.set_defaults(func=run_dit)
 
 
-# The spatial compression of the VAE the presets' patch sizes were chosen for.
-_PRESET_VAE_COMPRESSION = 8
-
-
-def _patch_for(patch: tuple[int, int, int], spatial_compression: int) -> tuple[int, int, int]:
-    """``patch`` rescaled so each token covers the pixels it does over the preset's 8x VAE."""
-    pt, ph, pw = patch
-    scale = _PRESET_VAE_COMPRESSION / spatial_compression
-    if not (ph * scale).is_integer() or not (pw * scale).is_integer() or ph * scale < 1 or pw * scale < 1:
-        return patch
-    return pt, int(ph * scale), int(pw * scale)
-
-
 def _patch_size(text: str) -> tuple[int, int, int]:
     """'1,2,2' -> (1, 2, 2) for argparse (a bad value exits 2 with argparse's one-line message)."""
     try:
@@ -274,6 +261,7 @@ def run_dit(args: argparse.Namespace) -> int:
     from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
     from kinetoscope.training.run import resolve_device
+    from kinetoscope.transformer.config import patch_for_vae
     from kinetoscope.vae.model import CausalVideoVAE
 
     if args.threads:
@@ -307,10 +295,10 @@ def run_dit(args: argparse.Namespace) -> int:
     if config.model.in_channels != vae.latent_channels:
         # The transformer denoises this VAE's latents, however many channels it has.
         config.model = replace(config.model, in_channels=vae.latent_channels)
-    if args.patch_size is None and args.init_from is None and vae.spatial_compression != _PRESET_VAE_COMPRESSION:
+    if args.patch_size is None and args.init_from is None:
         # The preset's patches cover 16 x 16 pixels of the 8x VAE; keep that for another VAE, so a
         # clip has as many tokens (and a batch as many clips) as the recipe was measured with.
-        config.model = replace(config.model, patch_size=_patch_for(config.model.patch_size, vae.spatial_compression))
+        config.model = replace(config.model, patch_size=patch_for_vae(config.model.patch_size, vae.spatial_compression))
     try:
         result = train_dit(
             config, buckets, args.run_dir, progress=not args.no_progress, weights=weights, validation=validation, vae=vae

@@ -94,6 +94,21 @@ class DiTConfig:
         return self.in_channels * math.prod(self.patch_size)
 
 
+# The spatial compression of the VAE the default patch size was chosen for: 2 x 2 patches over an
+# 8x VAE cover 16 x 16 pixels per token.
+PATCH_VAE_COMPRESSION = 8
+
+
+def patch_for_vae(patch: tuple[int, int, int], spatial_compression: int) -> tuple[int, int, int]:
+    """``patch`` (chosen for an 8x VAE) rescaled so each token covers the same pixels over a VAE of
+    ``spatial_compression`` (1 x 4 x 4 over a 4x VAE); unchanged where no whole patch does."""
+    pt, ph, pw = patch
+    scale = PATCH_VAE_COMPRESSION / spatial_compression
+    if not (ph * scale).is_integer() or not (pw * scale).is_integer() or ph * scale < 1 or pw * scale < 1:
+        return patch
+    return pt, int(ph * scale), int(pw * scale)
+
+
 def debug() -> DiTConfig:
     """Tiny model for unit tests: 2 blocks, 64 wide, 4 latent channels, 32-wide text."""
     return DiTConfig(in_channels=4, text_dim=32, width=64, depth=2, heads=2)

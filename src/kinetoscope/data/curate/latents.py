@@ -24,12 +24,8 @@ from tqdm import tqdm
 from kinetoscope.data.latent_cache import read_shard, vae_fingerprint, write_shard
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.io.video import read_video
+from kinetoscope.transformer.config import DiTConfig, patch_for_vae
 
-# The DiT's spatial patch (DiTConfig.patch_size defaults to 1x2x2): latents must split evenly.
-DIT_PATCH = 2
-# Pixels per token side of the preset patches over the 8x VAE; `train dit` keeps that footprint
-# over a 4x VAE (4 x 4 patches), so frame sizes stay multiples of it whichever VAE caches them.
-TOKEN_PIXELS = 16
 
 
 @dataclass(frozen=True)
@@ -83,7 +79,9 @@ def resize_crop(frames: np.ndarray, height: int, width: int) -> torch.Tensor:
 
 def plan_buckets(rows: Sequence[dict[str, str]], config: ClipLatentsConfig, vae) -> dict[tuple[int, int, int], list[dict]]:
     """Clip rows grouped by bucket ``(frames, height, width)``, in table order within each."""
-    multiple = max(vae.spatial_compression * DIT_PATCH, TOKEN_PIXELS)
+    # Latents must split evenly into the patches `train dit` gives this VAE by default.
+    patch = patch_for_vae(DiTConfig().patch_size, vae.spatial_compression)
+    multiple = vae.spatial_compression * max(patch[1:])
     buckets: dict[tuple[int, int, int], list[dict]] = {}
     for row in rows:
         try:
