@@ -9,7 +9,8 @@ trained here, beside the VAE, on the same batches.
 
 Frames are judged one by one (``"b c t h w" -> "(b t) c h w"``): what is lost is spatial
 detail, and a 2D network is cheap on a CPU. Losses are the hinge form (Lim & Ye 2017), which
-keeps the discriminator's logits bounded.
+keeps the discriminator's logits bounded. :class:`Adversary` pairs the network with its optimizer
+for the VAE's training loop (``training.vae``), which checkpoints both.
 """
 
 from __future__ import annotations
@@ -75,3 +76,27 @@ def generator_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
 def discriminator_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """The discriminator's loss: real logits above +1, reconstructions' below -1."""
     return 0.5 * (F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean())
+
+
+@dataclass
+class Adversary:
+    """The discriminator of an adversarial run and its optimizer (betas of GAN practice: a short
+    memory, since what it must tell apart keeps changing)."""
+
+    net: PatchDiscriminator
+    optimizer: torch.optim.Optimizer
+
+    @classmethod
+    def create(cls, config: DiscriminatorConfig, lr: float, device: torch.device) -> Adversary:
+        net = PatchDiscriminator(config).to(device)
+        return cls(net, torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0))
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float) -> float:
+        """One discriminator step on real clips and (detached) reconstructions; returns its loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = discriminator_hinge(self.net(real), self.net(fake.detach()))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())

@@ -22,12 +22,7 @@ from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
-from kinetoscope.training.discriminator import (
-    DiscriminatorConfig,
-    PatchDiscriminator,
-    discriminator_hinge,
-    generator_hinge,
-)
+from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, generator_hinge
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
@@ -196,30 +191,6 @@ def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
     return z.detach().float().std(dim=(0, 2, 3, 4))
 
 
-@dataclass
-class Adversary:
-    """The discriminator of an adversarial run and its optimizer (betas of GAN practice: a short
-    memory, since what it must tell apart keeps changing)."""
-
-    net: PatchDiscriminator
-    optimizer: torch.optim.Optimizer
-
-    @classmethod
-    def create(cls, config: VAETrainConfig, device: torch.device) -> Adversary:
-        net = PatchDiscriminator(config.discriminator).to(device)
-        return cls(net, torch.optim.AdamW(net.parameters(), lr=config.lr, betas=(0.5, 0.9), weight_decay=0.0))
-
-    def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float) -> float:
-        """One discriminator step on real clips and (detached) reconstructions; returns its loss."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        loss = discriminator_hinge(self.net(real), self.net(fake.detach()))
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
-
-
 def _train_step(
     model: CausalVideoVAE,
     optimizer: torch.optim.Optimizer,
@@ -291,7 +262,7 @@ def train_vae(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.mix.seed)
-    adversary = Adversary.create(config, device) if config.adversarial_weight else None
+    adversary = Adversary.create(config.discriminator, config.lr, device) if config.adversarial_weight else None
     step = _resume(run_dir, config, model, optimizer, generator, adversary) if resume else 0
     if step == 0 and init_from is not None:
         # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
