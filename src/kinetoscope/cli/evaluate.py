@@ -249,7 +249,7 @@ def _register_compare(subparsers: argparse._SubParsersAction) -> None:
         help="pair two runs of one suite: which differences are more than noise",
         description="Read two JSON outputs of 'eval t2v --json' (or of 'eval conditioning --json') run on the "
         "same suite (same size and --seed), e.g. two models or two sampler settings, and print per group "
-        "(one-object and two-object prompts, or each task) both pass rates with 95%% intervals, the prompts "
+        "(one-object and two-object prompts, or each task) both pass rates with 95% intervals, the prompts "
         "only one run passed, and McNemar's exact p-value: below 0.05, the difference is unlikely to be noise.",
     )
     parser.add_argument("a", type=Path, metavar="A.json", help="the first run's JSON")
