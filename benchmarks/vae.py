@@ -11,7 +11,8 @@ limit of long clips. Speed: encode + decode of one 17 x 64 x 64 clip, 2 threads,
 ``--repeats``. Memory: the process's peak RSS (``VmHWM``) over a chunked encode + decode of 16,
 64 and 256 frames at 64 x 64, each in a fresh subprocess, with the peak reset through
 ``/proc/self/clear_refs`` once the model and input are in memory; "rise" is that peak minus the
-RSS just before the call. Ceiling: the Shapes World analyzer on reconstructions of held-out
+RSS just before the call; the same for 5 frames at 256 x 256 and 720 x 1280, whole and in
+256-pixel tiles (``enable_tiling``), with the time of each. Ceiling: the Shapes World analyzer on reconstructions of held-out
 one- and two-object 16-frame clips, judged against their own captions: the most `eval t2v` can
 give any DiT trained on this VAE's latents. Targets (from the issue): Shapes >= 36 dB, natural >= 28 dB,
 compression >= 48, peak(256) / peak(16) <= 1.5.
@@ -37,6 +38,8 @@ from kinetoscope.vae.framing import latent_frames
 from kinetoscope.vae.model import CausalVideoVAE
 
 MEMORY_FRAMES = (16, 64, 256)
+TILED_SIZES = ((256, 256), (720, 1280))  # 5 frames each, whole and in tiles of TILE_SIZE
+TILE_SIZE = 256
 CHUNK_FRAMES = 16
 TARGETS = {"shapes": 36.0, "photos": 28.0}
 CEILING_CLIPS = 40
@@ -83,26 +86,33 @@ def frames_per_second(vae: CausalVideoVAE, repeats: int) -> float:
     return 17 / best
 
 
-def _memory_child(model: Path, frames: int) -> dict[str, float]:
+def _memory_child(model: Path, frames: int, height: int, width: int, tile: int) -> dict[str, float]:
     torch.set_num_threads(2)
     vae = CausalVideoVAE.from_pretrained(model)
     vae.enable_chunking(CHUNK_FRAMES)
-    x = torch.rand(1, 3, frames, 64, 64) * 2 - 1
+    if tile:
+        vae.enable_tiling(tile, tile // 8)
+    x = torch.rand(1, 3, frames, height, width) * 2 - 1
     with torch.no_grad():
-        vae.decode(vae.encode(x[:, :, :CHUNK_FRAMES + 1]).mode(), CHUNK_FRAMES + 1)  # allocator warm-up
+        warm = x[:, :, : CHUNK_FRAMES + 1] if height * width <= 64 * 64 else x[:, :, :1]
+        vae.decode(vae.encode(warm).mode(), warm.shape[2])  # allocator warm-up
         Path("/proc/self/clear_refs").write_text("5")
         before = _status_kb("VmRSS")
+        start = time.perf_counter()
         vae.decode(vae.encode(x).mode(), frames)
+        seconds = time.perf_counter() - start
     peak = _status_kb("VmHWM")
-    return {"peak_mb": peak / 1024, "rise_mb": (peak - before) / 1024}
+    return {"peak_mb": peak / 1024, "rise_mb": (peak - before) / 1024, "seconds": seconds}
 
 
-def peak_memory(model: Path, frames: int) -> dict[str, float]:
-    """Peak RSS of a chunked encode + decode of ``frames`` 64 x 64 frames, in a fresh process."""
+def peak_memory(model: Path, frames: int, height: int = 64, width: int = 64, tile: int = 0) -> dict[str, float]:
+    """Peak RSS of a chunked encode + decode of ``frames`` frames (in tiles of ``tile`` pixels when not 0),
+    in a fresh process."""
     # glibc keeps freed blocks below its self-raising mmap threshold; a fixed low threshold
     # hands large blocks back on free, so the peak is the call's own, not an earlier one's.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
-    cmd = [sys.executable, __file__, "--model", str(model), "--memory-child", str(frames)]
+    job = f"{frames},{height},{width},{tile}"
+    cmd = [sys.executable, __file__, "--model", str(model), "--memory-child", job]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -116,10 +126,10 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=_default_model(), help="a VAE folder (default: the shipped weights)")
     parser.add_argument("--clips", type=int, default=16, help="held-out clips per quality row (default: 16)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats for speed, best reported (default: 3)")
-    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        print(json.dumps(_memory_child(args.model, args.memory_child)))
+        print(json.dumps(_memory_child(args.model, *map(int, args.memory_child.split(",")))))
         return 0
     if not (args.model / "config.json").exists():
         # Not a failure of the code: `make bench` runs before weights ship; say what to do instead.
@@ -162,6 +172,13 @@ def main() -> int:
     ratio = peaks[256]["peak_mb"] / peaks[16]["peak_mb"]
     rise_ratio = peaks[256]["rise_mb"] / max(peaks[16]["rise_mb"], 1e-6)
     print(f"\npeak(256) / peak(16): {ratio:.2f} (rise ratio {rise_ratio:.2f}); target <= 1.5: {_verdict(ratio <= 1.5)}")
+
+    print(f"\n| 5 frames at | whole: rise MB | s | tiles of {TILE_SIZE}: rise MB | s |")
+    print("|---|---|---|---|---|")
+    for height, width in TILED_SIZES:
+        whole, tiled = (peak_memory(args.model, 5, height, width, tile) for tile in (0, TILE_SIZE))
+        print(f"| {height}x{width} | {whole['rise_mb']:.0f} | {whole['seconds']:.1f} | {tiled['rise_mb']:.0f} | "
+              f"{tiled['seconds']:.1f} |", flush=True)
     return 0
 
 

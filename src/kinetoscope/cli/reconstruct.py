@@ -33,6 +33,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-frames", type=int, default=16, help="frames coded at a time, bounding memory on long videos (default: 16)"
     )
+    parser.add_argument(
+        "--tile-size",
+        type=int,
+        default=256,
+        metavar="PX",
+        help="code larger frames in PX x PX tiles that overlap by an eighth, bounding memory on large frames "
+        "(default: 256; 0: whole frames)",
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
     parser.set_defaults(func=run)
 
@@ -46,6 +54,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--max-frames: must be at least 1, got {args.max_frames}")
     if args.chunk_frames < 4 or args.chunk_frames % 4:
         raise KinetoscopeError(f"--chunk-frames: must be a positive multiple of 4, got {args.chunk_frames}")
+    if args.tile_size < 0 or args.tile_size % 8:
+        raise KinetoscopeError(f"--tile-size: must be 0 or a positive multiple of 8, got {args.tile_size}")
 
 
 def _load_model(directory: Path | None, device):
@@ -60,6 +70,15 @@ def _load_model(directory: Path | None, device):
                 "'kinetoscope train vae --export DIR' and pass --model DIR"
             )
     return CausalVideoVAE.from_pretrained(directory, device=device)
+
+
+def _enable_tiling(model, tile_size: int) -> None:
+    from kinetoscope.errors import KinetoscopeError
+
+    s = model.spatial_compression
+    if tile_size % s:
+        raise KinetoscopeError(f"--tile-size: must be a multiple of this VAE's spatial compression {s}, got {tile_size}")
+    model.enable_tiling(tile_size, tile_size // 8 // s * s)  # no overlap left below 64 pixels
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = _load_model(args.model, device)
     model.enable_chunking(args.chunk_frames)
+    if args.tile_size:
+        _enable_tiling(model, args.tile_size)
     x = to_model_input(frames[None], device)
     with torch.no_grad():
         z = model.encode(x).mode()

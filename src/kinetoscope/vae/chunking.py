@@ -35,7 +35,3 @@ def iter_chunks(fn: ChunkFn, x: torch.Tensor, first: int, rest: int) -> Iterator
     for start, stop in chunk_bounds(x.shape[2], first, rest):
         yield fn(x[:, :, start:stop], cache)
 
-
-def run_chunked(fn: ChunkFn, x: torch.Tensor, first: int, rest: int) -> torch.Tensor:
-    """``fn`` over the whole of ``x`` in chunks, outputs joined along t."""
-    return torch.cat(list(iter_chunks(fn, x, first, rest)), dim=2)
