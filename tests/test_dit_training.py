@@ -203,6 +203,26 @@ def test_cli_fine_tunes_the_shipped_model_on_straight_clips(run_cli, tmp_path):
     assert min(runs) >= 12
 
 
+def test_cli_fine_tunes_on_the_latents_of_the_vae_inside_the_init_model(run_cli, tiny_model_dir, tmp_path):
+    # The tiny model's transformer reads its tiny VAE's 4-channel latents; the shipped VAE's are 8.
+    run = tmp_path / "run"
+    args = ("train", "dit", "--preset", "debug", "--init-from", tiny_model_dir, "--steps", 1, "--workers", 1,
+            "--threads", 1, "--no-progress")  # fmt: skip
+    result = run_cli(*args, "--run-dir", run, timeout=300)
+    assert result.returncode == 0, result.stderr
+    exported = json.loads((run / "final" / "vae" / "config.json").read_text())
+    assert exported == json.loads((tiny_model_dir / "vae" / "config.json").read_text())
+    again = run_cli("train", "dit", "--run-dir", run, "--export-now", "--export", tmp_path / "now")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "now" / "vae" / "config.json").read_text() == (run / "final" / "vae" / "config.json").read_text()
+    # Another VAE named outright: refused in one line before any caching.
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+
+    wrong = run_cli(*args, "--run-dir", tmp_path / "wrong", "--vae", default_model_dir() / "vae")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "4-channel latents but this VAE makes 8" in wrong.stderr
+    assert not (tmp_path / "wrong" / "latents").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [

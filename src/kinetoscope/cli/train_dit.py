@@ -258,7 +258,6 @@ def run_dit(args: argparse.Namespace) -> int:
 
     from kinetoscope.data.latent_cache import hold_out_sources, load_buckets, vae_fingerprint
     from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
-    from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import ema_denoiser, train_dit
     from kinetoscope.training.run import resolve_device
     from kinetoscope.transformer.config import patch_for_vae
@@ -267,7 +266,9 @@ def run_dit(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae", device=device)
+    vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, args.init_from), device=device)
+    if args.init_from is not None and config.model.in_channels != vae.latent_channels:
+        raise KinetoscopeError(_vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
     weights, validation = None, None
     if args.data is not None:
         # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
@@ -325,10 +326,26 @@ def _save_model(args: argparse.Namespace, vae, denoiser, config) -> Path:
     return export
 
 
+def _vae_folder(vae: Path | None, init_from: Path | None) -> Path:
+    """``--vae``; else the VAE inside the ``--init-from`` model folder, whose latents its transformer
+    was trained on; else the shipped one."""
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+
+    if vae is not None:
+        return vae
+    if init_from is not None and (init_from / "vae" / "config.json").is_file():
+        return init_from / "vae"
+    return default_model_dir() / "vae"
+
+
+def _vae_mismatch(source: Path, model_channels: int, vae_channels: int) -> str:
+    return (f"{source}: the transformer reads {model_channels}-channel latents but this VAE makes {vae_channels}; "
+            "pass --vae the VAE it was trained with")  # fmt: skip
+
+
 def export_now(args: argparse.Namespace) -> int:
     """``--export-now``: the newest checkpoint's EMA weights as a model folder, no training."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.pipelines.text_to_video import default_model_dir
     from kinetoscope.training.dit import load_run_ema
     from kinetoscope.vae.model import CausalVideoVAE
 
@@ -338,7 +355,10 @@ def export_now(args: argparse.Namespace) -> int:
         denoiser, config, step = load_run_ema(args.run_dir)
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
-    vae = CausalVideoVAE.from_pretrained(args.vae or default_model_dir() / "vae")
+    init_from = Path(config.init_from) if config.init_from else None
+    vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, init_from))
+    if config.model.in_channels != vae.latent_channels:
+        raise KinetoscopeError(_vae_mismatch(args.run_dir, config.model.in_channels, vae.latent_channels))
     export = _save_model(args, vae, denoiser, config)
     print(f"exported the EMA weights of step {step} of {config.steps} to {export}")
     return 0
