@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, report, sampling_kwargs
+from kinetoscope.cli.generate import (
+    add_sampling_arguments,
+    check_sampling_arguments,
+    load_pipeline,
+    report,
+    run_and_write,
+    sampling_kwargs,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Connect and write; bad input raises KinetoscopeError (exit 2) before the model loads."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import check_writable, read_video, write_video
+    from kinetoscope.io.video import check_writable, read_video
 
     started = time.perf_counter()
     if args.num_frames < 1:
@@ -52,12 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from kinetoscope.pipelines import KinetoscopeConnectPipeline
 
     pipe = KinetoscopeConnectPipeline(load_pipeline(args))
-    try:
-        out = pipe(args.prompt, video=a, last_video=b, num_frames=args.num_frames, **sampling_kwargs(args))
-    except ValueError as err:
-        raise KinetoscopeError(str(err)) from None
+    call = partial(pipe, args.prompt, video=a, last_video=b, num_frames=args.num_frames, **sampling_kwargs(args))
+    out = run_and_write(call, args.output, fps)
     frames = out.frames[0]
-    write_video(args.output, frames, fps)
     new = f"new frames {len(a)}..{len(a) + args.num_frames - 1}"
     report(args, frames, out.prompts[0], started, f", {new}")
     return 0

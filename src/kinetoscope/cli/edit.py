@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, report, sampling_kwargs
+from kinetoscope.cli.generate import (
+    add_sampling_arguments,
+    check_sampling_arguments,
+    load_pipeline,
+    report,
+    run_and_write,
+    sampling_kwargs,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Edit and write; bad input raises KinetoscopeError (exit 2) before the model loads."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import check_writable, read_video, write_video
+    from kinetoscope.io.video import check_writable, read_video
 
     started = time.perf_counter()
     if args.strength is not None and not 0 < args.strength <= 1:
@@ -49,12 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from kinetoscope.pipelines import KinetoscopeVideoToVideoPipeline
 
     pipe = KinetoscopeVideoToVideoPipeline(load_pipeline(args))
-    try:
-        out = pipe(args.prompt, video=video, strength=args.strength, **sampling_kwargs(args))
-    except ValueError as err:
-        raise KinetoscopeError(str(err)) from None
+    call = partial(pipe, args.prompt, video=video, strength=args.strength, **sampling_kwargs(args))
+    out = run_and_write(call, args.output, fps)
     frames = out.frames[0]
-    write_video(args.output, frames, fps)
     strength = pipe.defaults.edit_strength if args.strength is None else args.strength
     report(args, frames, out.prompts[0], started, f" at strength {strength:g}")
     return 0

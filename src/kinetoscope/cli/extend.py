@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, report, sampling_kwargs
+from kinetoscope.cli.generate import (
+    add_sampling_arguments,
+    check_sampling_arguments,
+    load_pipeline,
+    report,
+    run_and_write,
+    sampling_kwargs,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Extend and write; bad input raises KinetoscopeError (exit 2) before the model loads."""
     from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.io.video import check_writable, read_video, write_video
+    from kinetoscope.io.video import check_writable, read_video
 
     started = time.perf_counter()
     if args.num_frames < 1:
@@ -48,12 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from kinetoscope.pipelines import KinetoscopeExtendPipeline
 
     pipe = KinetoscopeExtendPipeline(load_pipeline(args))
-    try:
-        out = pipe(args.prompt, video=video, num_frames=args.num_frames, backward=args.backward, **sampling_kwargs(args))
-    except ValueError as err:
-        raise KinetoscopeError(str(err)) from None
+    call = partial(pipe, args.prompt, video=video, num_frames=args.num_frames, backward=args.backward, **sampling_kwargs(args))
+    out = run_and_write(call, args.output, fps)
     frames = out.frames[0]
-    write_video(args.output, frames, fps)
     where = f"frames {args.num_frames}..{len(frames) - 1}" if args.backward else f"frames 0..{len(video) - 1}"
     report(args, frames, out.prompts[0], started, f", VIDEO at {where}")
     return 0

@@ -11,7 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +88,20 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
+def run_and_write(call: Callable[[], Any], output: Path, fps: float):
+    """``call()`` (a pipeline call) with its ValueErrors as one-line errors; its first video written to
+    ``output``. Returns the pipeline's output."""
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.io.video import write_video
+
+    try:
+        out = call()
+    except ValueError as err:
+        raise KinetoscopeError(str(err)) from None
+    write_video(output, out.frames[0], fps)
+    return out
+
+
 def report(args: argparse.Namespace, frames, prompt: str, started: float, note: str = "") -> None:
     """The caption on stderr and one line about what was written on stdout."""
     t, h, w = frames.shape[:3]
@@ -146,23 +163,18 @@ def run(args: argparse.Namespace) -> int:
                     f"--image {args.image}: is {w}x{h} but {name} asks for {asked}; the video takes the image's size"
                 )
 
-    from kinetoscope.io.video import write_video
     from kinetoscope.pipelines import KinetoscopeImageToVideoPipeline
     from kinetoscope.shapes.spec import FPS
 
     pipe = load_pipeline(args)
     kwargs = sampling_kwargs(args)
-    try:
-        if image is None:
-            out = pipe(args.prompt, num_frames=num_frames, height=args.height, width=args.width, **kwargs)
-        else:
-            out = KinetoscopeImageToVideoPipeline(pipe)(
-                args.prompt, image=image, image_frame=args.image_frame, num_frames=num_frames, **kwargs
-            )
-    except ValueError as err:
-        raise KinetoscopeError(str(err)) from None
+    if image is None:
+        call = partial(pipe, args.prompt, num_frames=num_frames, height=args.height, width=args.width, **kwargs)
+    else:
+        i2v = KinetoscopeImageToVideoPipeline(pipe)
+        call = partial(i2v, args.prompt, image=image, image_frame=args.image_frame, num_frames=num_frames, **kwargs)
+    out = run_and_write(call, args.output, float(FPS))
     frames = out.frames[0]
-    write_video(args.output, frames, float(FPS))
     note = f", the image at frame {args.image_frame % num_frames}" if image is not None else ""
     report(args, frames, out.prompts[0], started, note)
     return 0
