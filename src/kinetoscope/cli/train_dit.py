@@ -58,7 +58,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="how video tokens read the text: cross-attention, or one joint self-attention over "
                      "[text; video] (default: the preset's)")  # fmt: skip
     dit.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 5e-4)")
-    dit.add_argument("--vae", type=Path, default=None, help="VAE folder whose latents to train on (default: the shipped VAE)")
+    dit.add_argument("--vae", type=Path, default=None,
+                     help="VAE folder whose latents to train on (default: the --init-from model's own VAE, else the shipped one)")  # fmt: skip
     dit.add_argument("--cache-dir", type=Path, default=None, help="latent cache folder (default: RUN_DIR/latents)")
     dit.add_argument("--data", type=Path, default=None, metavar="CACHE",
                      help="train on a cache from 'data cache-latents' (curated video) instead of Shapes World")  # fmt: skip

@@ -131,7 +131,7 @@ class CausalVideoVAE(nn.Module):
         num_frames, height, width = self._check_latents(z, num_frames, height, width)
         per_chunk = self._latent_chunk(z)
         pixels = self._code(self.decoder, z, 1 + per_chunk, per_chunk, 1, self.spatial_compression)
-        return pixels[:, :, :num_frames, :height, :width]
+        return pixels[:, :, :num_frames, :height, :width].contiguous()  # one copy, only when it crops
 
     def iter_decode(
         self, z: torch.Tensor, num_frames: int | None = None, height: int | None = None, width: int | None = None
