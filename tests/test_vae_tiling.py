@@ -162,3 +162,33 @@ def test_reconstruct_in_tiles_and_its_bad_tile_sizes(run_cli, tmp_path: Path) ->
         result = run_cli("reconstruct", video, "-o", tmp_path / "bad.mp4", "--model", model, "--tile-size", bad)
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--tile-size" in result.stderr
         assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_progress_bars_count_every_chunk_of_every_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kinetoscope.vae.model as vae_model
+
+    bars: list[Recorded] = []
+
+    class Recorded:  # what the model asks of tqdm
+        def __init__(self, total: int, desc: str, **_) -> None:
+            self.total, self.desc, self.n, self.closed_at = total, desc, 0, None
+            bars.append(self)
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+
+        def close(self) -> None:
+            self.closed_at = self.n
+
+    monkeypatch.setattr(vae_model, "tqdm", Recorded)
+    torch.manual_seed(0)
+    vae = CausalVideoVAE(tiny()).eval()
+    x = _video(9, 48, 80)
+    vae.enable_chunking(4)
+    vae.enable_tiling(32, 8)  # 2 x 3 tiles of 4 x 4 latent positions, 2 chunks (5 + 4 frames) each
+    with torch.no_grad():
+        quiet = vae.decode(vae.encode(x).mode(), 9, 48, 80)
+        assert bars == []
+        loud = vae.decode(vae.encode(x, progress=True).mode(), 9, 48, 80, progress=True)
+    assert torch.equal(loud, quiet)
+    assert [(b.desc, b.total, b.closed_at) for b in bars] == [("encoding", 12, 12), ("decoding", 12, 12)]

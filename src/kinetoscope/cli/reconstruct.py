@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: 256; 0: whole frames)",
     )
     parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
 
@@ -104,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
         _enable_tiling(model, args.tile_size)
     x = to_model_input(frames[None], device)
     with torch.no_grad():
-        z = model.encode(x).mode()
-        decoded = model.decode(z, *x.shape[2:]).clamp(-1, 1)
+        z = model.encode(x, progress=not args.no_progress).mode()
+        decoded = model.decode(z, *x.shape[2:], progress=not args.no_progress).clamp(-1, 1)
     # Quantise before measuring, so the PSNR is that of the frames written.
     restored = torch.round((decoded + 1) * 127.5).to(torch.uint8)
     psnr = float(psnr_per_clip(restored.float() / 127.5 - 1, x)[0])

@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from einops import rearrange
 from torch import nn
+from tqdm.auto import tqdm
 
 from kinetoscope import hub
-from kinetoscope.vae.chunking import ChunkFn, iter_chunks
+from kinetoscope.vae.chunking import ChunkFn, chunk_bounds, iter_chunks
+from kinetoscope.vae.causal_conv import CausalCache
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.distribution import DiagonalGaussian
 from kinetoscope.vae.framing import decoded_frames, latent_frames, latent_size, pad_video
@@ -111,26 +113,32 @@ class CausalVideoVAE(nn.Module):
         """Code whole frames (the default)."""
         self.tiling = None
 
-    def encode(self, x: torch.Tensor) -> DiagonalGaussian:
-        """Posterior over latents ``"b l t' h' w'"`` for pixels ``x`` of shape ``"b c t h w"`` in [-1, 1]."""
+    def encode(self, x: torch.Tensor, progress: bool = False) -> DiagonalGaussian:
+        """Posterior over latents ``"b l t' h' w'"`` for pixels ``x`` of shape ``"b c t h w"`` in [-1, 1]
+        (``progress``: a bar over the chunks and tiles)."""
         self._check_video(x)
         s = self.spatial_compression
         x = pad_video(x, self.temporal_compression, s)
         chunk = x.shape[2] if self.chunk_frames is None else self.chunk_frames
-        return DiagonalGaussian(self._code(self.encoder, x, 1 + chunk, chunk, s, 1))
+        return DiagonalGaussian(self._code(self.encoder, x, 1 + chunk, chunk, s, 1, "encoding" if progress else None))
 
     def decode(
-        self, z: torch.Tensor, num_frames: int | None = None, height: int | None = None, width: int | None = None
+        self,
+        z: torch.Tensor,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        progress: bool = False,
     ) -> torch.Tensor:
         """Pixels ``"b c t h w"`` (about [-1, 1]; not clamped) from latents ``z`` of shape ``"b l t' h' w'"``.
 
         ``num_frames``, ``height`` and ``width`` crop the output back to the size that was encoded;
         each must map onto ``z``'s latent grid. Left as None, the output keeps the full
-        ``1 + T (t' - 1)`` frames and ``S h' x S w'`` pixels.
+        ``1 + T (t' - 1)`` frames and ``S h' x S w'`` pixels. ``progress``: a bar over the chunks and tiles.
         """
         num_frames, height, width = self._check_latents(z, num_frames, height, width)
-        per_chunk = self._latent_chunk(z)
-        pixels = self._code(self.decoder, z, 1 + per_chunk, per_chunk, 1, self.spatial_compression)
+        per_chunk, bar = self._latent_chunk(z), "decoding" if progress else None
+        pixels = self._code(self.decoder, z, 1 + per_chunk, per_chunk, 1, self.spatial_compression, bar)
         return pixels[:, :, :num_frames, :height, :width].contiguous()  # one copy, only when it crops
 
     def iter_decode(
@@ -167,10 +175,16 @@ class CausalVideoVAE(nn.Module):
         grid = TileGrid.over(x.shape[-2] // scale, x.shape[-1] // scale, *self.tiling)
         return grid if len(grid) > 1 else None
 
-    def _code(self, fn: ChunkFn, x: torch.Tensor, first: int, rest: int, scale_in: int, scale_out: int) -> torch.Tensor:
+    def _code(
+        self, fn: ChunkFn, x: torch.Tensor, first: int, rest: int, scale_in: int, scale_out: int, bar: str | None = None
+    ) -> torch.Tensor:
         """``fn`` (the encoder or decoder) over ``x`` in temporal chunks; with tiling on, each tile
-        through every chunk in turn, so only one tile's activations and causal cache are alive."""
+        through every chunk in turn, so only one tile's activations and causal cache are alive.
+        ``bar``: the label of a progress bar over the calls of ``fn``, or None for none."""
         grid = self._tile_grid(x, scale_in)
+        if bar is not None:
+            calls = len(chunk_bounds(x.shape[2], first, rest)) * (1 if grid is None else len(grid))
+            fn = _counted(fn, tqdm(total=calls, desc=bar, unit="chunk", leave=False))
         if grid is None:
             return torch.cat(list(iter_chunks(fn, x, first, rest)), dim=2)
         return grid.run(lambda tile, _: torch.cat(list(iter_chunks(fn, tile, first, rest)), dim=2), x, scale_in, scale_out)
@@ -250,3 +264,16 @@ class CausalVideoVAE(nn.Module):
             if not lowest <= value <= highest:
                 raise ValueError(f"{name}={value} does not fit these latents: expected {lowest}..{highest}")
         return num_frames, height, width
+
+
+def _counted(fn: ChunkFn, bar: tqdm) -> ChunkFn:
+    """``fn``, advancing ``bar`` after each call and closing it after the last."""
+
+    def call(x: torch.Tensor, cache: CausalCache) -> torch.Tensor:
+        out = fn(x, cache)
+        bar.update()
+        if bar.n >= bar.total:
+            bar.close()
+        return out
+
+    return call
