@@ -8,7 +8,13 @@ the result back to the input's size.
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def default_model_dir() -> Path:
@@ -92,9 +98,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.output, len(frames))
 
     import torch
-    from einops import rearrange
 
-    from kinetoscope.training.losses import psnr_per_clip
     from kinetoscope.training.run import resolve_device
     from kinetoscope.training.vae import to_model_input
 
@@ -103,14 +107,46 @@ def run(args: argparse.Namespace) -> int:
     model.enable_chunking(args.chunk_frames)
     if args.tile_size:
         _enable_tiling(model, args.tile_size)
-    x = to_model_input(frames[None], device)
     with torch.no_grad():
-        z = model.encode(x, progress=not args.no_progress).mode()
-        decoded = model.decode(z, *x.shape[2:], progress=not args.no_progress).clamp(-1, 1)
-    # Quantise before measuring, so the PSNR is that of the frames written.
-    restored = torch.round((decoded + 1) * 127.5).to(torch.uint8)
-    psnr = float(psnr_per_clip(restored.float() / 127.5 - 1, x)[0])
-    write_video(args.output, rearrange(restored[0], "c t h w -> t h w c").cpu().numpy(), fps)
+        z = model.encode(to_model_input(frames[None], device), progress=not args.no_progress).mode()
+    error = _SquaredError()
+    write_video(args.output, _decoded_frames(model, z, frames, error, progress=not args.no_progress), fps)
     t, h, w = frames.shape[:3]
-    print(f"PSNR {psnr:.2f} dB over {t} frame{'s' if t != 1 else ''} of {w}x{h}; wrote {args.output}")
+    print(f"PSNR {error.psnr():.2f} dB over {t} frame{'s' if t != 1 else ''} of {w}x{h}; wrote {args.output}")
     return 0
+
+
+class _SquaredError:
+    """A running sum of squared differences between uint8 frames, and its PSNR."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, a: np.ndarray, b: np.ndarray) -> None:
+        import numpy as np
+
+        self.total += float(np.square(a.astype(np.float64) - b).sum())
+        self.count += a.size
+
+    def psnr(self) -> float:
+        return 10 * math.log10(255**2 / max(self.total / self.count, 255**2 * 1e-12))
+
+
+def _decoded_frames(model, z, frames: np.ndarray, error: _SquaredError, progress: bool) -> Iterator[np.ndarray]:
+    """The reconstruction as uint8 frames, decoded chunk by chunk and streamed to the writer, so the
+    whole decoded video is never held; each chunk's error against ``frames`` goes into ``error``
+    (measured after quantising, so the PSNR is that of the frames written)."""
+    import torch
+    from einops import rearrange
+    from tqdm.auto import tqdm
+
+    done = 0
+    with tqdm(total=len(frames), desc="decoding", unit="frame", leave=False, disable=not progress) as bar:
+        with torch.no_grad():
+            for chunk in model.iter_decode(z, *frames.shape[:3]):
+                restored = torch.round((chunk.clamp(-1, 1) + 1) * 127.5).to(torch.uint8)
+                restored = rearrange(restored[0], "c t h w -> t h w c").cpu().numpy()
+                error.add(restored, frames[done : done + len(restored)])
+                done += len(restored)
+                bar.update(len(restored))
+                yield from restored
