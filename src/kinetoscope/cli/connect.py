@@ -11,14 +11,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import (
-    add_sampling_arguments,
-    check_sampling_arguments,
-    load_pipeline,
-    report,
-    run_and_write,
-    sampling_kwargs,
-)
+from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, run_and_write, sampling_kwargs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,8 +54,5 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = KinetoscopeConnectPipeline(load_pipeline(args))
     call = partial(pipe, args.prompt, video=a, last_video=b, num_frames=args.num_frames, **sampling_kwargs(args))
-    out = run_and_write(call, args.output, fps)
-    frames = out.frames[0]
-    new = f"new frames {len(a)}..{len(a) + args.num_frames - 1}"
-    report(args, frames, out.prompts[0], started, f", {new}")
+    run_and_write(call, args, fps, started, f", new frames {len(a)}..{len(a) + args.num_frames - 1}")
     return 0

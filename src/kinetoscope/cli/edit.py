@@ -12,14 +12,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import (
-    add_sampling_arguments,
-    check_sampling_arguments,
-    load_pipeline,
-    report,
-    run_and_write,
-    sampling_kwargs,
-)
+from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, run_and_write, sampling_kwargs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = KinetoscopeVideoToVideoPipeline(load_pipeline(args))
     call = partial(pipe, args.prompt, video=video, strength=args.strength, **sampling_kwargs(args))
-    out = run_and_write(call, args.output, fps)
-    frames = out.frames[0]
     strength = pipe.defaults.edit_strength if args.strength is None else args.strength
-    report(args, frames, out.prompts[0], started, f" at strength {strength:g}")
+    run_and_write(call, args, fps, started, f" at strength {strength:g}")
     return 0

@@ -12,14 +12,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from kinetoscope.cli.generate import (
-    add_sampling_arguments,
-    check_sampling_arguments,
-    load_pipeline,
-    report,
-    run_and_write,
-    sampling_kwargs,
-)
+from kinetoscope.cli.generate import add_sampling_arguments, check_sampling_arguments, load_pipeline, run_and_write, sampling_kwargs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = KinetoscopeExtendPipeline(load_pipeline(args))
     call = partial(pipe, args.prompt, video=video, num_frames=args.num_frames, backward=args.backward, **sampling_kwargs(args))
-    out = run_and_write(call, args.output, fps)
-    frames = out.frames[0]
-    where = f"frames {args.num_frames}..{len(frames) - 1}" if args.backward else f"frames 0..{len(video) - 1}"
-    report(args, frames, out.prompts[0], started, f", VIDEO at {where}")
+    where = f"frames {args.num_frames}..{len(video) + args.num_frames - 1}" if args.backward else f"frames 0..{len(video) - 1}"
+    run_and_write(call, args, fps, started, f", VIDEO at {where}")
     return 0

@@ -88,9 +88,9 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
     }
 
 
-def run_and_write(call: Callable[[], Any], output: Path, fps: float):
+def run_and_write(call: Callable[[], Any], args: argparse.Namespace, fps: float, started: float, note: str = "") -> None:
     """``call()`` (a pipeline call) with its ValueErrors as one-line errors; its first video written to
-    ``output``. Returns the pipeline's output."""
+    ``--output`` and reported (see :func:`report`)."""
     from kinetoscope.errors import KinetoscopeError
     from kinetoscope.io.video import write_video
 
@@ -98,8 +98,8 @@ def run_and_write(call: Callable[[], Any], output: Path, fps: float):
         out = call()
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
-    write_video(output, out.frames[0], fps)
-    return out
+    write_video(args.output, out.frames[0], fps)
+    report(args, out.frames[0], out.prompts[0], started, note)
 
 
 def report(args: argparse.Namespace, frames, prompt: str, started: float, note: str = "") -> None:
@@ -173,8 +173,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         i2v = KinetoscopeImageToVideoPipeline(pipe)
         call = partial(i2v, args.prompt, image=image, image_frame=args.image_frame, num_frames=num_frames, **kwargs)
-    out = run_and_write(call, args.output, float(FPS))
-    frames = out.frames[0]
     note = f", the image at frame {args.image_frame % num_frames}" if image is not None else ""
-    report(args, frames, out.prompts[0], started, note)
+    run_and_write(call, args, float(FPS), started, note)
     return 0
