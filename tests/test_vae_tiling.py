@@ -158,13 +158,22 @@ def test_reconstruct_in_tiles_and_its_bad_tile_sizes(run_cli, tmp_path: Path) ->
         printed[tile] = float(re.match(r"PSNR (\d+\.\d+) dB over 9 frames of 136x72", result.stdout).group(1))
         assert read_video(out)[0].shape == (9, 72, 136, 3)
     assert abs(printed["64"] - printed["0"]) < 1.0 and abs(printed["32"] - printed["0"]) < 1.5
-    # The command streams its decode chunk by chunk (every tile's cache alive); the PSNR it prints is
-    # that of the whole-video decode here, tile by tile, to rounding.
-    chunked = run_cli("reconstruct", video, "-o", tmp_path / "chunked.mp4", "--model", model, "--tile-size", "32",
+    # Past two chunks the command streams its decode chunk by chunk (every tile's cache alive); the PSNR
+    # it prints is that of the whole-video decode here, tile by tile, to rounding. The shipped VAE on a
+    # moving Shapes World clip, so a chunk measured against the wrong frames would show.
+    from kinetoscope.pipelines.text_to_video import default_model_dir
+    from kinetoscope.shapes.render import render_clip
+    from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
+
+    scene = SceneSpec("black", (ObjectSpec("red", "square", "large", "right", "quickly"),))
+    long = write_video(tmp_path / "long.mp4", render_clip(scene, height=64, width=96, num_frames=13, seed=0).frames, fps=8)
+    shipped = default_model_dir() / "vae"
+    chunked = run_cli("reconstruct", long, "-o", tmp_path / "chunked.mp4", "--model", shipped, "--tile-size", "32",
                       "--chunk-frames", "4", "--no-progress")  # fmt: skip
     assert chunked.returncode == 0 and chunked.stderr == "", chunked.stderr
-    source, _ = read_video(video)
-    vae = CausalVideoVAE.from_pretrained(model)
+    assert read_video(tmp_path / "chunked.mp4")[0].shape == (13, 64, 96, 3)
+    source, _ = read_video(long)
+    vae = CausalVideoVAE.from_pretrained(shipped)
     vae.enable_chunking(4)
     vae.enable_tiling(32, 0)
     with torch.no_grad():

@@ -110,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
     with torch.no_grad():
         z = model.encode(to_model_input(frames[None], device), progress=not args.no_progress).mode()
     error = _SquaredError()
-    write_video(args.output, _decoded_frames(model, z, frames, error, progress=not args.no_progress), fps)
+    # Streaming the decode (chunk by chunk, every tile's causal cache alive) beats decoding whole (tile by
+    # tile, the whole decoded video held) only on longer videos: at 1280 x 720 and one thread, 3.6 GB peak
+    # against 4.3 GB on 65 frames, but 4.3 GB against 1.4 GB on 17.
+    stream = len(frames) > 2 * args.chunk_frames + 1
+    write_video(args.output, _decoded_frames(model, z, frames, error, not args.no_progress, stream), fps)
     t, h, w = frames.shape[:3]
     print(f"PSNR {error.psnr():.2f} dB over {t} frame{'s' if t != 1 else ''} of {w}x{h}; wrote {args.output}")
     return 0
@@ -132,18 +136,22 @@ class _SquaredError:
         return 10 * math.log10(255**2 / max(self.total / self.count, 255**2 * 1e-12))
 
 
-def _decoded_frames(model, z, frames: np.ndarray, error: _SquaredError, progress: bool) -> Iterator[np.ndarray]:
-    """The reconstruction as uint8 frames, decoded chunk by chunk and streamed to the writer, so the
-    whole decoded video is never held; each chunk's error against ``frames`` goes into ``error``
+def _decoded_frames(
+    model, z, frames: np.ndarray, error: _SquaredError, progress: bool, stream: bool
+) -> Iterator[np.ndarray]:
+    """The reconstruction as uint8 frames for the writer; with ``stream``, decoded chunk by chunk so the
+    whole decoded video is never held. Each chunk's error against ``frames`` goes into ``error``
     (measured after quantising, so the PSNR is that of the frames written)."""
     import torch
     from einops import rearrange
     from tqdm.auto import tqdm
 
+    size = frames.shape[:3]
     done = 0
-    with tqdm(total=len(frames), desc="decoding", unit="frame", leave=False, disable=not progress) as bar:
+    with tqdm(total=len(frames), desc="decoding", unit="frame", leave=False, disable=not (progress and stream)) as bar:
         with torch.no_grad():
-            for chunk in model.iter_decode(z, *frames.shape[:3]):
+            chunks = model.iter_decode(z, *size) if stream else iter([model.decode(z, *size, progress=progress)])
+            for chunk in chunks:
                 restored = torch.round((chunk.clamp(-1, 1) + 1) * 127.5).to(torch.uint8)
                 restored = rearrange(restored[0], "c t h w -> t h w c").cpu().numpy()
                 error.add(restored, frames[done : done + len(restored)])
