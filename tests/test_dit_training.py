@@ -223,6 +223,25 @@ def test_cli_fine_tunes_on_the_latents_of_the_vae_inside_the_init_model(run_cli,
     assert not (tmp_path / "wrong" / "latents").exists()
 
 
+def test_cli_export_now_pairs_the_checkpoint_with_the_vae_the_run_named(run_cli, tiny_model_dir, tmp_path):
+    # A run trained with --vae remembers it: exporting a checkpoint later needs no --vae (the shipped
+    # VAE would not read its latents), and a VAE gone since is named in one line.
+    import shutil
+
+    vae = shutil.copytree(tiny_model_dir / "vae", tmp_path / "my-vae")
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--vae", vae, "--steps", 1, "--run-dir", run, "--workers", 1,
+                     "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    now = run_cli("train", "dit", "--run-dir", run, "--export-now", "--export", tmp_path / "now")
+    assert now.returncode == 0, now.stderr
+    assert (tmp_path / "now" / "vae" / "config.json").read_text() == (vae / "config.json").read_text()
+    shutil.rmtree(vae)
+    gone = run_cli("train", "dit", "--run-dir", run, "--export-now", "--export", tmp_path / "later")
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "my-vae, which is gone" in gone.stderr
+    assert not (tmp_path / "later").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [

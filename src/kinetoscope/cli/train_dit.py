@@ -193,6 +193,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     size = {k: v for k in ("width", "depth", "heads") if (v := getattr(args, k)) is not None}
     if size:
         config = replace(config, model=replace(config.model, **size))
+    if args.vae is not None:
+        config = replace(config, vae=str(args.vae.resolve()))
     if args.init_from is not None:
         # A fine-tune keeps the folder's architecture and vocabulary (run_dit refuses the flags that would
         # change them), but may deepen it.
@@ -357,7 +359,10 @@ def export_now(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
     init_from = Path(config.init_from) if config.init_from else None
-    vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, init_from))
+    folder = _vae_folder(args.vae or (Path(config.vae) if config.vae else None), init_from)
+    if not (folder / "config.json").is_file():
+        raise KinetoscopeError(f"{args.run_dir}: trained on the VAE in {folder}, which is gone; pass --vae")
+    vae = CausalVideoVAE.from_pretrained(folder)
     if config.model.in_channels != vae.latent_channels:
         raise KinetoscopeError(_vae_mismatch(args.run_dir, config.model.in_channels, vae.latent_channels))
     export = _save_model(args, vae, denoiser, config)

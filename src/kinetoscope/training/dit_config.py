@@ -77,6 +77,9 @@ class DiTTrainConfig:
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
     init_from: str | None = None
+    # The VAE folder ``train dit --vae`` named (None: the shipped VAE, or the one inside ``init_from``):
+    # kept so that exporting a checkpoint later (``--export-now``) pairs it with the latents it learnt.
+    vae: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -88,8 +91,9 @@ class DiTTrainConfig:
         if isinstance(self.masks, dict):
             self.masks = FrameMaskConfig(**self.masks)
         self.text_encoder = str(self.text_encoder)  # a Path would never equal the checkpoint's string
-        if self.init_from is not None:
-            self.init_from = str(self.init_from)
+        for name in ("init_from", "vae"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
         for name in ("steps", "tokens_per_batch", "checkpoint_every", "keep_last", "val_clips"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
