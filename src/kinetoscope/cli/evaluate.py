@@ -128,7 +128,8 @@ def run_t2v(args: argparse.Namespace) -> int:
         # Prompts are canonical or parse exactly; upsampling would only re-draw what they name.
         out = pipe(
             [i.prompt for i in items], num_inference_steps=args.steps, guidance_scale=args.guidance,
-            guidance_rescale=args.guidance_rescale, shift=args.shift, generator=torch.Generator().manual_seed(items[0].seed),
+            guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler,
+            generator=torch.Generator().manual_seed(items[0].seed),
         )  # fmt: skip
         return out.frames
 
@@ -136,7 +137,7 @@ def run_t2v(args: argparse.Namespace) -> int:
     kinds = {"all": None, "canonical": "canonical", "paraphrase": "paraphrase", "held-out": "held-out"}
     summary = {n: {name: result.accuracy(n, kind) for name, kind in kinds.items()} for n in (1, 2)}
     if args.json:
-        print(json.dumps({"summary": {str(n): s for n, s in summary.items()}, "rows": result.rows}))
+        print(json.dumps({"settings": _settings(pipe, args), "summary": {str(n): s for n, s in summary.items()}, "rows": result.rows}))
         return 0
     names = list(next(iter(result.rows))["attributes"]) + ["all_correct"]
     header = ["objects", "prompts", "kind", *names, "95% interval"]
@@ -213,7 +214,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
     generate = pipeline_generator(
         pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale, shift=args.shift,
+        guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler,
     )
     try:
         result = run_conditioning_suite(generate, suite, progress=not args.json)
@@ -221,7 +222,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
         raise KinetoscopeError(str(err)) from None
     summary = result.summary()
     if args.json:
-        print(json.dumps({"summary": summary, "rows": result.rows}))
+        print(json.dumps({"settings": _settings(pipe, args), "summary": summary, "rows": result.rows}))
         return 0
     columns = ("cases", "passed", "min_given_psnr", "seams", "adherent", "changed", "kept")
     lines = [["task", *columns, "passed 95%"]]
@@ -270,6 +271,23 @@ def run_compare(args: argparse.Namespace) -> int:
                       _span(g.interval_b), str(c.only_a), str(c.only_b), f"{c.p_value:.3f}"])  # fmt: skip
     print("\n".join(_aligned(lines)))
     return 0
+
+
+def _settings(pipe, args: argparse.Namespace) -> dict:
+    """What a suite was generated with, the model's defaults filled in: a JSON report says how it was made."""
+    defaults = pipe.defaults
+    chosen = {
+        "steps": (args.steps, defaults.num_inference_steps),
+        "guidance": (args.guidance, defaults.guidance_scale),
+        "guidance_rescale": (args.guidance_rescale, defaults.guidance_rescale),
+        "shift": (args.shift, defaults.shift),  # None: by the token count
+        "sampler": (args.sampler, defaults.sampler),
+    }
+    settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}
+    settings |= {name: default if value is None else value for name, (value, default) in chosen.items()}
+    if hasattr(args, "strength"):  # eval conditioning's edits
+        settings["strength"] = defaults.edit_strength if args.strength is None else args.strength
+    return settings
 
 
 def _span(interval: tuple[float, float]) -> str:

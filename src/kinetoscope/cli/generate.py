@@ -24,20 +24,20 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     add_guidance_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
-    parser.add_argument("--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's, euler)")
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--guidance-rescale`` and ``--shift``, shared with the evaluations."""
+    """``--guidance-rescale``, ``--shift`` and ``--sampler``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
                         "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
     parser.add_argument("--shift", type=float, default=None, metavar="S",
                         help="timestep shift of the sampling schedule, above 0; more than 1 spends more steps at "
                         "high noise (default: the model's, else by token count)")  # fmt: skip
+    parser.add_argument("--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's, euler)")
 
 
 def check_guidance_arguments(args: argparse.Namespace) -> None:
