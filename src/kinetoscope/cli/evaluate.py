@@ -137,7 +137,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     kinds = {"all": None, "canonical": "canonical", "paraphrase": "paraphrase", "held-out": "held-out"}
     summary = {n: {name: result.accuracy(n, kind) for name, kind in kinds.items()} for n in (1, 2)}
     if args.json:
-        print(json.dumps({"settings": _settings(pipe, args), "summary": {str(n): s for n, s in summary.items()}, "rows": result.rows}))
+        by_count = {str(n): s for n, s in summary.items()}
+        print(json.dumps({"settings": _settings(pipe, args), "summary": by_count, "rows": result.rows}))
         return 0
     names = list(next(iter(result.rows))["attributes"]) + ["all_correct"]
     header = ["objects", "prompts", "kind", *names, "95% interval"]
