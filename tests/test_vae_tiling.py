@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from kinetoscope.training.losses import psnr_per_clip
+from kinetoscope.training.vae import to_model_input
 from kinetoscope.vae.causal_conv import CausalCache
 from kinetoscope.vae.config import tiny
 from kinetoscope.vae.model import CausalVideoVAE
@@ -174,7 +175,7 @@ def test_reconstruct_in_tiles_and_its_bad_tile_sizes(run_cli, tmp_path: Path) ->
     vae.enable_chunking(4)
     vae.enable_tiling(32, 0)
     with torch.no_grad():
-        x = torch.from_numpy(source).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        x = to_model_input(source[None], torch.device("cpu"))
         decoded = vae.decode(vae.encode(x).mode(), *x.shape[2:]).clamp(-1, 1)
     restored = torch.round((decoded + 1) * 127.5)
     expected = float(psnr_per_clip(restored / 127.5 - 1, x)[0])
