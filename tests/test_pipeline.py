@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kinetoscope.errors import KinetoscopeError
-from kinetoscope.pipelines import KinetoscopePipeline
+from kinetoscope.pipelines import KinetoscopePipeline, SamplingDefaults
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,13 @@ def test_the_sampling_shift_is_the_argument_else_the_models_else_by_token_count(
         pipe.defaults.shift = before
     with pytest.raises(ValueError, match="shift"):
         type(pipe.defaults)(shift=0.0)
+
+
+def test_resolved_settings_take_each_chosen_value_else_the_models():
+    defaults = SamplingDefaults(guidance_scale=4.0, sampler="heun", shift=None)
+    resolved = defaults.resolve(guidance_scale=None, sampler="euler", shift=None, num_inference_steps=12)
+    assert resolved == {"guidance_scale": 4.0, "sampler": "euler", "shift": None, "num_inference_steps": 12}
+    assert list(resolved) == ["guidance_scale", "sampler", "shift", "num_inference_steps"]  # the order asked
 
 
 def test_given_latents_come_back_exactly(pipe):

@@ -276,18 +276,18 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _settings(pipe, args: argparse.Namespace) -> dict:
     """What a suite was generated with, the model's defaults filled in: a JSON report says how it was made."""
-    defaults = pipe.defaults
-    chosen = {
-        "steps": (args.steps, defaults.num_inference_steps),
-        "guidance": (args.guidance, defaults.guidance_scale),
-        "guidance_rescale": (args.guidance_rescale, defaults.guidance_rescale),
-        "shift": (args.shift, defaults.shift),  # None: by the token count
-        "sampler": (args.sampler, defaults.sampler),
-    }
+    resolved = pipe.defaults.resolve(
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        guidance_rescale=args.guidance_rescale,
+        shift=args.shift,  # None: by the token count
+        sampler=args.sampler,
+    )
+    names = {"num_inference_steps": "steps", "guidance_scale": "guidance"}  # the report's names: the options'
     settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}
-    settings |= {name: default if value is None else value for name, (value, default) in chosen.items()}
+    settings |= {names.get(name, name): value for name, value in resolved.items()}
     if hasattr(args, "strength"):  # eval conditioning's edits
-        settings["strength"] = defaults.edit_strength if args.strength is None else args.strength
+        settings |= {"strength": pipe.defaults.resolve(edit_strength=args.strength)["edit_strength"]}
     return settings
 
 

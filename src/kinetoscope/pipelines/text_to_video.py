@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,6 +77,11 @@ class SamplingDefaults:
             raise ValueError(f"shift must be positive (or None: by token count), got {self.shift}")
         if not 0 < self.edit_strength <= 1:
             raise ValueError(f"edit_strength must be in (0, 1], got {self.edit_strength}")
+
+    def resolve(self, **chosen: Any) -> dict[str, Any]:
+        """The settings a call runs with: each chosen value, or this model's default where it is None
+        (``resolve(guidance_scale=None, sampler="heun")`` -> ``{"guidance_scale": 7.0, "sampler": "heun"}``)."""
+        return {name: getattr(self, name) if value is None else value for name, value in chosen.items()}
 
 
 @dataclass
@@ -236,15 +242,17 @@ class KinetoscopePipeline:
         ``output_type="latent"`` returns the latents on the transformer's patch grid, which covers
         more than ``height x width`` where that is not a whole number of patches.
         """
-        d = self.defaults
-        num_frames = d.num_frames if num_frames is None else num_frames
-        height, width = d.height if height is None else height, d.width if width is None else width
-        steps = d.num_inference_steps if num_inference_steps is None else num_inference_steps
-        scale = d.guidance_scale if guidance_scale is None else guidance_scale
-        rescale = d.guidance_rescale if guidance_rescale is None else guidance_rescale
-        shift = d.shift if shift is None else shift
-        sampler = d.sampler if sampler is None else sampler
-        upsample = d.upsample_prompts if upsample_prompt is None else upsample_prompt
+        num_frames, height, width, steps, scale, rescale, shift, sampler, upsample = self.defaults.resolve(
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+            guidance_rescale=guidance_rescale,
+            shift=shift,
+            sampler=sampler,
+            upsample_prompts=upsample_prompt,
+        ).values()
         self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
