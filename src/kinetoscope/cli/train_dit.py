@@ -259,16 +259,34 @@ def run_dit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from kinetoscope.data.latent_cache import hold_out_sources, load_buckets, vae_fingerprint
-    from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
-    from kinetoscope.training.dit import ema_denoiser, train_dit
+    from kinetoscope.training import distributed
     from kinetoscope.training.run import resolve_device
-    from kinetoscope.transformer.config import patch_for_vae
-    from kinetoscope.vae.model import CausalVideoVAE
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    world = distributed.init(device)  # one process unless torchrun started several
+    try:
+        code = _cache_train_export(args, config, text_dim, world.place(device), world)
+    except BaseException:
+        distributed.finish(wait=False)
+        raise
+    distributed.finish()
+    return code
+
+
+def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, device, world) -> int:
+    """The body of ``run_dit`` once the device (and the process group) are set: in a process
+    group rank 0 builds the latent cache while the others wait, every process trains its share,
+    and rank 0 prints and exports."""
+    from kinetoscope.data.latent_cache import hold_out_sources, load_buckets, vae_fingerprint
+    from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.training.dit import ema_denoiser, train_dit
+    from kinetoscope.transformer.config import patch_for_vae
+    from kinetoscope.vae.model import CausalVideoVAE
+
+    say = print if world.main else (lambda *a, **k: None)
     vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, args.init_from), device=device)
     if args.init_from is not None and config.model.in_channels != vae.latent_channels:
         raise KinetoscopeError(_vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
@@ -279,22 +297,25 @@ def run_dit(args: argparse.Namespace) -> int:
         if config.val_every:
             buckets[0], validation = hold_out_sources(buckets[0], config.val_clips)
             if validation is None:
-                print(f"no validation: the largest bucket ({buckets[0].latents.shape[0]} clips) is too small to spare "
+                say(f"no validation: the largest bucket ({buckets[0].latents.shape[0]} clips) is too small to spare "
                       "a source for it")  # fmt: skip
             else:
                 sources = {r.get("source") or r.get("path") for r in validation.records}
-                print(f"validation: {validation.latents.shape[0]} clips from {len(sources)} source(s) of the largest "
+                say(f"validation: {validation.latents.shape[0]} clips from {len(sources)} source(s) of the largest "
                       "bucket, held out of training")  # fmt: skip
         weights = [float(b.latents.shape[0]) for b in buckets]
         config = build_config(args, [r.get("text", "") for b in buckets for r in b.records], text_dim)
     else:
         cache = args.cache_dir or args.run_dir / "latents"
-        build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
+        val_data = validation_config(config.data, config.val_clips) if config.val_every else None
+        val_cache = cache.with_name(f"{cache.name}-val{config.val_clips}")
+        if world.main:  # one writer; the other processes wait for it, then read
+            build_shapes_latents(config.data, vae, cache, workers=args.workers, progress=not args.no_progress)
+            if val_data is not None:
+                build_shapes_latents(val_data, vae, val_cache, workers=args.workers, progress=not args.no_progress)
+        world.barrier()
         buckets = load_shapes_latents(config.data, cache, vae_fingerprint(vae))
-        if config.val_every:
-            val_data = validation_config(config.data, config.val_clips)
-            val_cache = cache.with_name(f"{cache.name}-val{config.val_clips}")
-            build_shapes_latents(val_data, vae, val_cache, workers=args.workers, progress=not args.no_progress)
+        if val_data is not None:
             validation = load_shapes_latents(val_data, val_cache, vae_fingerprint(vae))[0]
     if config.model.in_channels != vae.latent_channels:
         # The transformer denoises this VAE's latents, however many channels it has.
@@ -309,6 +330,8 @@ def run_dit(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         raise KinetoscopeError(str(err)) from None
+    if not world.main:
+        return 0
     last = f"{sum(result.losses[-50:]) / len(result.losses[-50:]):.4f}" if result.losses else "n/a (already trained)"
     print(f"trained to step {result.step} of {config.steps}; mean loss of the last steps {last}")
     if result.val_losses:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
@@ -40,6 +42,7 @@ from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder, WordTe
 from kinetoscope.training import checkpoint
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
+from kinetoscope.training.distributed import World, current
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.ema import EMA
@@ -61,6 +64,13 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.transformer = DiffusionTransformer(model)
         self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, captions: list[str]) -> torch.Tensor:
+        """Velocity of ``x`` ``"b c t h w"`` at times ``t`` (``"b"``, or ``"b 1 t 1 1"`` per frame) for
+        ``captions``: one call through the text encoder and the transformer, which is what
+        DistributedDataParallel wraps."""
+        text = self.text_encoder.encode(captions, x.device)
+        return self.transformer(x, t, text.hidden, text.mask)
 
 
 def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
@@ -123,18 +133,25 @@ def draw_batch(
 
 
 def diffusion_loss(
-    denoiser: Denoiser,
+    denoiser: torch.nn.Module,
     batch: DiTBatch,
     config: DiTTrainConfig,
     generator: torch.Generator,
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     parts: dict[str, float] | None = None,
+    world: World | None = None,
 ) -> torch.Tensor:
     """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss.
 
-    With ``decode`` (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus
-    the weighted :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step
-    prediction; ``parts`` (when given) receives that term unweighted, as ``"decoded"``.
+    ``denoiser`` is a :class:`Denoiser` or its DistributedDataParallel wrapper. With ``decode``
+    (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus the weighted
+    :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step prediction; ``parts``
+    (when given) receives that term unweighted, as ``"decoded"``.
+
+    With a ``world`` of several processes, times and noise are drawn for the whole batch (the
+    same draws in every process) and this process's share of clips is denoised; its loss is
+    scaled so that the mean of the shares' losses, which DistributedDataParallel's gradient
+    average differentiates, is the whole batch's loss.
     """
     device = next(denoiser.parameters()).device
     x0 = batch.latents.to(device)
@@ -145,9 +162,17 @@ def diffusion_loss(
     t_frames = torch.where(given, 0.0, times.to(device)[:, None, None, None, None])              # b 1 t 1 1
     noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = add_noise(x0, noise, t_frames)
-    text = denoiser.text_encoder.encode(batch.captions, device)
-    v = denoiser.transformer(x_t, t_frames, text.hidden, text.mask)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
+    if world is not None and world.size > 1:
+        if decode is not None and config.decoded_weight > 0:
+            raise ValueError("decoded_weight trains in one process only")
+        share = world.shard(b)
+        v = denoiser(x_t[share], t_frames[share], batch.captions[share])
+        loss = flow_loss(v, velocity_target(x0[share], noise[share]), weight[share])
+        # flow_loss divided by this share's weight; the whole batch's, times the process count, instead.
+        kept = weight[share].expand_as(v).sum().clamp_min(1.0)
+        return loss * kept / weight.expand_as(x0).sum().clamp_min(1.0) * world.size
+    v = denoiser(x_t, t_frames, batch.captions)
     loss = flow_loss(v, velocity_target(x0, noise), weight)
     if decode is None or config.decoded_weight == 0:
         return loss
@@ -207,6 +232,9 @@ def train_dit(
     fine-tune (``config.init_from``) at step 0 too. ``vae`` (frozen; the latents' own) is needed
     only for ``config.decoded_weight``.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
+
+    In a process group (torchrun; :mod:`~kinetoscope.training.distributed`) each process trains
+    on its share of every batch and only rank 0 writes the checkpoints and the log.
     """
     if weights is None:
         if len(buckets) != len(config.data.buckets):
@@ -214,9 +242,18 @@ def train_dit(
         weights = [b.weight for b in config.data.buckets]
     elif len(weights) != len(buckets) or min(weights) < 0 or sum(weights) <= 0:
         raise ValueError(f"need one non-negative weight per bucket, not all zero; got {list(weights)} for {len(buckets)}")
+    world = current()
+    for bucket in buckets:
+        if max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size)) < world.size:
+            raise ValueError(
+                f"a batch of latents {tuple(bucket.shape)} holds fewer clips than the {world.size} training processes; "
+                "raise tokens_per_batch"
+            )
+    if world.size > 1 and config.decoded_weight > 0:
+        raise ValueError("decoded_weight trains in one process only")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    device = world.place(resolve_device(config.device))
     text: WordTextEncoderConfig | CaptionCache = config.text
     if config.text_encoder != "word":
         encoder = HFTextEncoder.from_pretrained(config.text_encoder, device)
@@ -264,7 +301,10 @@ def train_dit(
         checkpoint.set_rng_state(state["rng"])
         generator.set_state(state["generator"])
         step = int(state["step"])
-        trim_log(run_dir, step)
+        if world.main:
+            trim_log(run_dir, step)
+    # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
+    model = denoiser if world.size == 1 else DistributedDataParallel(denoiser, device_ids=_device_ids(device))
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
 
     def save() -> None:
@@ -299,8 +339,8 @@ def train_dit(
 
     denoiser.train()
     with (
-        tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
-        open(run_dir / LOG_NAME, "a", buffering=1) as log,
+        tqdm(total=config.steps, initial=step, disable=not progress or not world.main, unit="step", dynamic_ncols=True) as bar,
+        open(run_dir / LOG_NAME if world.main else os.devnull, "a", buffering=1) as log,
         StopSignals() as stop,
     ):
         if validation is not None and config.val_every and step == 0 < end and config.init_from is not None:
@@ -312,14 +352,14 @@ def train_dit(
                 group["lr"] = lr
             batch = draw_batch(config, buckets, bucket_weights, generator)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = diffusion_loss(denoiser, batch, config, generator, decode, parts := {})
+                loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
             optimizer.step()
             ema.update(denoiser, step)
             step += 1
-            value = float(loss.detach())
+            value = world.mean(float(loss.detach()))  # the whole batch's loss
             losses.append(value)
             smoothed = value if smoothed is None else 0.98 * smoothed + 0.02 * value
             seconds = time.perf_counter() - tic
@@ -336,11 +376,16 @@ def train_dit(
                 postfix["val"] = f"{val_losses[-1][1]:.4f}"
             bar.set_postfix(postfix)
             bar.update(1)
-            if step % config.checkpoint_every == 0 or step == end or stop.requested:
+            stopping = world.any(stop.requested)  # every process stops after the same step
+            if world.main and (step % config.checkpoint_every == 0 or step == end or stopping):
                 save()
-            if stop.requested:
+            if stopping:
                 raise KeyboardInterrupt
     return DiTTrainResult(denoiser, ema, step, losses, val_losses)
+
+
+def _device_ids(device: torch.device) -> list[int] | None:
+    return [device.index] if device.type == "cuda" else None
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:

@@ -1,0 +1,100 @@
+"""Data-parallel DiT training: N processes (torchrun, gloo on the CPU) train the model one does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kinetoscope.training.dit import Denoiser, diffusion_loss, draw_batch, train_dit
+from kinetoscope.training.distributed import World
+from test_dit_training import _buckets, _config
+
+TESTS = Path(__file__).parent
+
+
+def _gradients(model: Denoiser) -> dict[str, torch.Tensor]:
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_the_shares_losses_average_to_the_whole_batchs_and_so_do_their_gradients(size):
+    torch.set_num_threads(1)
+    config = _config(masks={"none": 0.5, "first": 0.5})  # given frames leave the shares unequal weights
+    torch.manual_seed(0)
+    model = Denoiser(config.model, config.text)
+    batch = draw_batch(config, _buckets(), torch.tensor([1.0, 0.0], dtype=torch.float64), torch.Generator().manual_seed(0))
+    assert batch.given.any() and not batch.given.all()
+
+    whole = diffusion_loss(model, batch, config, torch.Generator().manual_seed(1))
+    whole.backward()
+    expected = _gradients(model)
+    model.zero_grad()
+    shares = []
+    for rank in range(size):
+        loss = diffusion_loss(model, batch, config, torch.Generator().manual_seed(1), world=World(rank, size))
+        (loss / size).backward()  # what DDP's gradient average does
+        shares.append(float(loss.detach()))
+    torch.testing.assert_close(torch.tensor(sum(shares) / size), whole.detach(), rtol=1e-5, atol=1e-6)
+    for name, grad in _gradients(model).items():
+        torch.testing.assert_close(grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _torchrun(*args: str | Path, processes: int = 2) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node N ARGS...`` on the CPU (gloo), one thread per process."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def _assert_same_run(state: dict, one) -> None:
+    for key, value in one.denoiser.state_dict().items():
+        torch.testing.assert_close(state["model"][key], value, rtol=1e-3, atol=1e-5, msg=key)
+    for key, value in one.ema.shadow.items():
+        torch.testing.assert_close(state["ema"][key], value, rtol=1e-3, atol=1e-5, msg=key)
+
+
+def test_two_processes_train_what_one_does_and_only_rank_0_writes(tmp_path):
+    torch.set_num_threads(1)
+    one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "two", tmp_path / "two.pt")
+    assert run.returncode == 0, run.stderr[:6000]
+    two = torch.load(tmp_path / "two.pt")
+    torch.testing.assert_close(torch.tensor(two["losses"]), torch.tensor(one.losses), rtol=1e-4, atol=1e-6)
+    _assert_same_run(two, one)
+    lines = [json.loads(line) for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4, 5, 6]  # one writer: no line twice
+    assert sorted(p.name for p in (tmp_path / "two").glob("step_*.pt")) == sorted(p.name for p in (tmp_path / "one").glob("step_*.pt"))
+
+
+def test_a_run_started_on_two_processes_resumes_on_one(tmp_path):
+    torch.set_num_threads(1)
+    one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "split", tmp_path / "half.pt", 3)
+    assert run.returncode == 0, run.stderr[:6000]
+    resumed = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "split", progress=False)
+    assert resumed.step == 6 and len(resumed.losses) == 3
+    _assert_same_run({"model": resumed.denoiser.state_dict(), "ema": resumed.ema.shadow}, one)
+
+
+def test_torchrun_trains_and_exports_through_the_command_line(tmp_path):
+    run = _torchrun("-m", "kinetoscope", "train", "dit", "--preset", "debug", "--steps", 2, "--run-dir", tmp_path / "run",
+                    "--workers", 1, "--threads", 1, "--no-progress")  # fmt: skip
+    assert run.returncode == 0, run.stderr[:6000]
+    assert run.stdout.count("exported to") == 1  # rank 0 alone prints and exports
+    assert (tmp_path / "run" / "final" / "transformer" / "config.json").is_file()
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2]
+
+
+def test_a_batch_smaller_than_the_process_count_is_refused(tmp_path, monkeypatch):
+    import kinetoscope.training.dit as dit
+
+    monkeypatch.setattr(dit, "current", lambda: World(0, 64))
+    with pytest.raises(ValueError, match="fewer clips than the 64 training processes"):
+        train_dit(_config(steps=1), _buckets(), tmp_path, progress=False)
