@@ -250,24 +250,45 @@ def run_vae(args: argparse.Namespace) -> int:
 
     import torch
 
-    from kinetoscope.training import checkpoint
+    from kinetoscope.training import distributed
     from kinetoscope.training.run import resolve_device
-    from kinetoscope.training.vae import ResumeMismatchError, finalize, train_vae
 
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 (torch's choice) or positive, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    world = distributed.init(device)  # one process unless torchrun started several
+    try:
+        code = _train_export(args, config, export, world.place(device), world)
+    except BaseException:
+        distributed.finish(wait=False)
+        raise
+    distributed.finish()
+    return code
+
+
+def _train_export(args: argparse.Namespace, config, export, device, world) -> int:
+    """The body of ``run_vae`` once the device (and the process group) are set: every process
+    trains its share of each batch; rank 0 prints, measures the latent statistics and exports."""
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.training import checkpoint
+    from kinetoscope.training.vae import ResumeMismatchError, finalize, train_vae
+
+    if world.size > config.mix.batch_size:
+        raise KinetoscopeError(f"--batch-size {config.mix.batch_size}: fewer clips than the {world.size} training processes")
+    say = print if world.main else (lambda *a, **k: None)
     previous = checkpoint.latest_checkpoint(args.run_dir)
     if args.resume and previous is None:
         raise KinetoscopeError(f"--resume: {args.run_dir} holds no checkpoint to resume from")
     if previous is not None:
-        print(f"resuming from {previous}")
+        say(f"resuming from {previous}")
     try:
         result = train_vae(config, args.run_dir, progress=not args.no_progress, init_from=args.init_from)
     except ResumeMismatchError as err:
         raise KinetoscopeError(str(err)) from None
+    if not world.main:
+        return 0
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a (nothing left to train)"
     print(f"trained to step {result.step} of {config.steps}; last loss {last}; {result.seconds_per_step:.2f} s/step on {device}")
     model = finalize(result.model, config, export)

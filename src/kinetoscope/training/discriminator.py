@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from kinetoscope.training.distributed import World
 
 
 @dataclass
@@ -81,22 +84,33 @@ def discriminator_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
 @dataclass
 class Adversary:
     """The discriminator of an adversarial run and its optimizer (betas of GAN practice: a short
-    memory, since what it must tell apart keeps changing)."""
+    memory, since what it must tell apart keeps changing). In a data-parallel run ``synced`` is
+    the network wrapped in DistributedDataParallel, which its own steps go through; the decoder's
+    term reads ``net`` directly (no gradients of its own, nothing to average)."""
 
     net: PatchDiscriminator
     optimizer: torch.optim.Optimizer
+    synced: nn.Module | None = None
 
     @classmethod
-    def create(cls, config: DiscriminatorConfig, lr: float, device: torch.device) -> Adversary:
+    def create(cls, config: DiscriminatorConfig, lr: float, device: torch.device, world: World = World()) -> Adversary:
         net = PatchDiscriminator(config).to(device)
-        return cls(net, torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0))
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+        if world.size == 1:
+            return cls(net, optimizer)
+        return cls(net, optimizer, DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None))
 
-    def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float) -> float:
-        """One discriminator step on real clips and (detached) reconstructions; returns its loss."""
+    def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float, scale: float = 1.0) -> float:
+        """One discriminator step on real clips and (detached) reconstructions; returns its loss.
+        ``scale`` weighs this process's share of a data-parallel batch (see ``training.vae``)."""
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss = discriminator_hinge(self.net(real), self.net(fake.detach()))
+        if self.synced is None:
+            loss = discriminator_hinge(self.net(real), self.net(fake.detach()))
+        else:  # one forward per backward, as DDP expects
+            logits = self.synced(torch.cat([real, fake.detach()]))
+            loss = discriminator_hinge(*logits.split([real.shape[0], fake.shape[0]]))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale).backward()
         self.optimizer.step()
         return float(loss.detach())

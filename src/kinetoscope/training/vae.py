@@ -10,6 +10,7 @@ the step and the random states to continue exactly where an uninterrupted run wo
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,11 +19,14 @@ from typing import Any
 import numpy as np
 import torch
 from einops import rearrange
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
 from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, generator_hinge
+from kinetoscope.training.distributed import World, current
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
@@ -171,16 +175,58 @@ def _resume(
     if adversary is not None and "discriminator" in state:
         adversary.net.load_state_dict(state["discriminator"])
         adversary.optimizer.load_state_dict(state["discriminator_optimizer"])
-    trim_log(run_dir, state["step"])
+    if current().main:
+        trim_log(run_dir, state["step"])
     return int(state["step"])
 
 
-def noisy_latents(z: torch.Tensor, max_sigma: float, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def noisy_latents(
+    z: torch.Tensor, max_sigma: float, std: torch.Tensor, generator: torch.Generator, share: Share | None = None
+) -> torch.Tensor:
     """``z`` (``"b l t h w"``) plus Gaussian noise of ``sigma * std`` (``"l"``, per channel), with
-    sigma drawn uniformly from [0, ``max_sigma``] for each clip, so some clips stay nearly clean."""
-    sigma = torch.rand(z.shape[0], generator=generator, device=z.device) * max_sigma
-    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+    sigma drawn uniformly from [0, ``max_sigma``] for each clip, so some clips stay nearly clean.
+    With a ``share``, ``z`` is this process's clips of a larger batch (:func:`_draw`)."""
+    sigma = _draw(torch.rand, (z.shape[0],), z, generator, share) * max_sigma
+    noise = _draw(torch.randn, z.shape, z, generator, share)
     return z + rearrange(sigma, "b -> b 1 1 1 1") * rearrange(std.to(z), "l -> 1 l 1 1 1") * noise
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's clips (``world.shard(batch)``) of a data-parallel step's ``batch`` clips."""
+
+    world: World
+    batch: int
+
+
+def _draw(draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator, share: Share | None) -> torch.Tensor:
+    """``draw`` (``torch.rand`` / ``torch.randn``) of ``shape``, or with a ``share`` (``shape`` its
+    part) the whole batch's draw cut to the share: every process draws the same numbers in the
+    same order as one process alone, so a data-parallel run is that run."""
+    if share is None:
+        return draw(shape, generator=generator, device=like.device, dtype=like.dtype)
+    values = draw((share.batch, *shape[1:]), generator=generator, device=like.device, dtype=like.dtype)
+    return values[share.world.shard(share.batch)]
+
+
+class _RoundTrip(nn.Module):
+    """Encode, draw the latent (the posterior's sample, plus ``latent_noise``), decode: the training
+    step's model call as one ``forward``, which is what DistributedDataParallel wraps."""
+
+    def __init__(self, vae: CausalVideoVAE, config: VAETrainConfig) -> None:
+        super().__init__()
+        self.vae, self.config = vae, config
+
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator, share: Share | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        posterior = self.vae.encode(x)
+        z = posterior.mean + posterior.std * _draw(torch.randn, posterior.mean.shape, posterior.mean, generator, share)
+        if self.config.latent_noise:
+            z = noisy_latents(z, self.config.latent_noise, _latent_std(self.vae, z), generator, share)
+        # KL per latent value, so its weight does not depend on the clip size.
+        kl = posterior.kl().mean() / posterior.mean[0].numel()
+        return self.vae.decode(z, *x.shape[2:]), kl
 
 
 def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
@@ -192,26 +238,30 @@ def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
 
 
 def _train_step(
-    model: CausalVideoVAE,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     x: torch.Tensor,
     generator: torch.Generator,
     config: VAETrainConfig,
     adversary: Adversary | None = None,
     adversarial: bool = False,
+    world: World = World(),
 ) -> dict[str, float]:
     """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR.
 
-    With an ``adversary`` its discriminator takes a step too, and with ``adversarial`` the
-    decoder's loss includes fooling it."""
+    ``model`` is a :class:`_RoundTrip` or its DistributedDataParallel wrapper. With an
+    ``adversary`` its discriminator takes a step too, and with ``adversarial`` the decoder's loss
+    includes fooling it. In a ``world`` of several processes ``x`` is the whole batch: this process
+    trains on its share, every term scaled by the share's size so that the processes' average
+    (DDP's gradient average) is the whole batch's; the returned values are the whole batch's.
+    """
+    batch = x.shape[0]
+    share = Share(world, batch) if world.size > 1 else None
+    if share is not None:
+        x = x[world.shard(batch)]
+    scale = x.shape[0] * world.size / batch  # every term is a mean over clips of one shape
     with _autocast(x.device):
-        posterior = model.encode(x)
-        z = posterior.sample(generator)
-        if config.latent_noise:
-            z = noisy_latents(z, config.latent_noise, _latent_std(model, z), generator)
-        reconstruction = model.decode(z, *x.shape[2:])
-    # KL per latent value, so its weight does not depend on the clip size.
-    kl = posterior.kl().mean() / posterior.mean[0].numel()
+        reconstruction, kl = model(x, generator, share)
     loss, parts = vae_loss(reconstruction, x, kl, config.loss)
     if adversary is not None and adversarial:
         adversary.net.requires_grad_(False)  # the decoder's step leaves the discriminator alone
@@ -220,12 +270,13 @@ def _train_step(
         loss = loss + config.adversarial_weight * fooling
         parts["adv"] = float(fooling.detach())
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * scale).backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], config.grad_clip)
     optimizer.step()
     if adversary is not None:
-        parts["disc"] = adversary.step(x, reconstruction.float(), optimizer.param_groups[0]["lr"])
-    return parts | {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(reconstruction.detach(), x).mean())}
+        parts["disc"] = adversary.step(x, reconstruction.float(), optimizer.param_groups[0]["lr"], scale)
+    parts |= {"loss": float(loss.detach()), "psnr": float(psnr_per_clip(reconstruction.detach(), x).mean())}
+    return {name: world.mean(value * scale) for name, value in parts.items()}
 
 
 def train_vae(
@@ -249,9 +300,12 @@ def train_vae(
     would; a later call resumes from there. Ctrl-C (or SIGTERM) finishes the current step, saves a
     checkpoint and raises KeyboardInterrupt.
     """
+    world = current()
+    if world.size > config.mix.batch_size:
+        raise ValueError(f"a batch of {config.mix.batch_size} clips is fewer than the {world.size} training processes")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    device = world.place(resolve_device(config.device))
     torch.manual_seed(config.mix.seed)
     model = CausalVideoVAE(config.model).to(device)
     if config.decoder_only or config.encoder_only:
@@ -262,7 +316,7 @@ def train_vae(
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator(device=device).manual_seed(config.mix.seed)
-    adversary = Adversary.create(config.discriminator, config.lr, device) if config.adversarial_weight else None
+    adversary = Adversary.create(config.discriminator, config.lr, device, world) if config.adversarial_weight else None
     step = _resume(run_dir, config, model, optimizer, generator, adversary) if resume else 0
     if step == 0 and init_from is not None:
         # Fine-tuning: start from exported weights (same architecture) with a fresh optimizer.
@@ -284,6 +338,10 @@ def train_vae(
         model.load_state_dict(start.state_dict())
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
     mix = VAEMix(config.mix)
+    # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
+    roundtrip = _RoundTrip(model, config)
+    if world.size > 1:
+        roundtrip = DistributedDataParallel(roundtrip, device_ids=[device.index] if device.type == "cuda" else None)
 
     def save() -> None:
         state = {
@@ -303,8 +361,8 @@ def train_vae(
     started, first_step, smoothed = time.perf_counter(), step, None
     model.train()
     with (
-        tqdm(total=config.steps, initial=step, disable=not progress, unit="step", dynamic_ncols=True) as bar,
-        open(run_dir / LOG_NAME, "a", buffering=1) as log,  # line-buffered: `tail -f` follows the run
+        tqdm(total=config.steps, initial=step, disable=not progress or not world.main, unit="step", dynamic_ncols=True) as bar,
+        open(run_dir / LOG_NAME if world.main else os.devnull, "a", buffering=1) as log,  # line-buffered: `tail -f` follows
         StopSignals() as stop,
     ):
         while step < end:
@@ -313,7 +371,7 @@ def train_vae(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x = to_model_input(mix.batch(step).frames, device)
-            parts = _train_step(model, optimizer, x, generator, config, adversary, step >= config.adversarial_start)
+            parts = _train_step(roundtrip, optimizer, x, generator, config, adversary, step >= config.adversarial_start, world)
             step += 1
             losses.append(parts["loss"])
             smoothed = parts["loss"] if smoothed is None else 0.9 * smoothed + 0.1 * parts["loss"]
@@ -322,9 +380,10 @@ def train_vae(
             bar.update(1)
             seconds = time.perf_counter() - tic
             log.write(json.dumps({"step": step, "lr": lr, **parts, "seconds": round(seconds, 3)}) + "\n")
-            if step % config.checkpoint_every == 0 or step == end or stop.requested:
+            stopping = world.any(stop.requested)  # every process stops after the same step
+            if world.main and (step % config.checkpoint_every == 0 or step == end or stopping):
                 save()
-            if stop.requested:
+            if stopping:
                 raise KeyboardInterrupt
     seconds = (time.perf_counter() - started) / max(1, step - first_step)
     return TrainResult(model=model, step=step, losses=losses, seconds_per_step=seconds)
