@@ -258,14 +258,8 @@ def run_vae(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    world = distributed.init(device)  # one process unless torchrun started several
-    try:
-        code = _train_export(args, config, export, world.place(device), world)
-    except BaseException:
-        distributed.finish(wait=False)
-        raise
-    distributed.finish()
-    return code
+    # One process, unless torchrun started several.
+    return distributed.run_in_group(device, lambda world, device: _train_export(args, config, export, device, world))
 
 
 def _train_export(args: argparse.Namespace, config, export, device, world) -> int:

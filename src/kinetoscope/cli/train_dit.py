@@ -265,14 +265,8 @@ def run_dit(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    world = distributed.init(device)  # one process unless torchrun started several
-    try:
-        code = _cache_train_export(args, config, text_dim, world.place(device), world)
-    except BaseException:
-        distributed.finish(wait=False)
-        raise
-    distributed.finish()
-    return code
+    # One process, unless torchrun started several.
+    return distributed.run_in_group(device, lambda world, device: _cache_train_export(args, config, text_dim, device, world))
 
 
 def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, device, world) -> int:

@@ -13,6 +13,7 @@ Only rank 0 writes checkpoints, the log and the export.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -100,6 +101,20 @@ def finish(*, wait: bool = True) -> None:
         if wait:
             dist.barrier()
         dist.destroy_process_group()
+
+
+def run_in_group(device: torch.device, body: Callable[[World, torch.device], int]) -> int:
+    """``body(world, device)`` in the process group torchrun describes (or alone: ``World()``), the
+    device placed for this process; then leave the group, after every process is done, or at once
+    when ``body`` raises. Returns ``body``'s exit code."""
+    world = init(device)
+    try:
+        code = body(world, world.place(device))
+    except BaseException:
+        finish(wait=False)
+        raise
+    finish()
+    return code
 
 
 def _collective_device() -> torch.device:
