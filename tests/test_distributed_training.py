@@ -127,9 +127,13 @@ def test_torchrun_trains_the_vae_through_the_command_line_and_refuses_a_batch_to
     assert not (tmp_path / "small" / "final").exists()
 
 
-def test_a_batch_smaller_than_the_process_count_is_refused(tmp_path, monkeypatch):
+def test_a_batch_smaller_than_the_process_count_or_a_decoded_loss_is_refused(tmp_path, monkeypatch):
     import kinetoscope.training.dit as dit
 
     monkeypatch.setattr(dit, "current", lambda: World(0, 64))
     with pytest.raises(ValueError, match="fewer clips than the 64 training processes"):
         train_dit(_config(steps=1), _buckets(), tmp_path, progress=False)
+    monkeypatch.setattr(dit, "current", lambda: World(0, 2))
+    with pytest.raises(ValueError, match="decoded_weight trains in one process only"):
+        train_dit(_config(steps=1, decoded_weight=1.0), _buckets(), tmp_path, progress=False)
+    assert not list(tmp_path.iterdir())  # refused before anything was written

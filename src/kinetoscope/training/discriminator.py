@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
-from kinetoscope.training.distributed import World
+from kinetoscope.training.distributed import World, data_parallel
 
 
 @dataclass
@@ -98,7 +97,7 @@ class Adversary:
         optimizer = torch.optim.AdamW(net.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
         if world.size == 1:
             return cls(net, optimizer)
-        return cls(net, optimizer, DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None))
+        return cls(net, optimizer, data_parallel(net, device))
 
     def step(self, real: torch.Tensor, fake: torch.Tensor, lr: float, scale: float = 1.0) -> float:
         """One discriminator step on real clips and (detached) reconstructions; returns its loss.

@@ -19,6 +19,8 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,12 @@ class World:
         """Wait until every process is here (e.g. rank 0 has written the latent cache)."""
         if self.size > 1:
             dist.barrier()
+
+
+def data_parallel(module: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """``module`` (already on ``device``, the same weights in every process) wrapped so that its
+    gradients are averaged over the processes in backward."""
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def launched() -> bool:

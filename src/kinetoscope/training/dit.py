@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
@@ -42,7 +41,7 @@ from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder, WordTe
 from kinetoscope.training import checkpoint
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
-from kinetoscope.training.distributed import World, current
+from kinetoscope.training.distributed import World, current, data_parallel
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.ema import EMA
@@ -163,9 +162,7 @@ def diffusion_loss(
     noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = add_noise(x0, noise, t_frames)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
-    if world is not None and world.size > 1:
-        if decode is not None and config.decoded_weight > 0:
-            raise ValueError("decoded_weight trains in one process only")
+    if world is not None and world.size > 1:  # (train_dit refuses decoded_weight here)
         share = world.shard(b)
         v = denoiser(x_t[share], t_frames[share], batch.captions[share])
         loss = flow_loss(v, velocity_target(x0[share], noise[share]), weight[share])
@@ -304,7 +301,7 @@ def train_dit(
         if world.main:
             trim_log(run_dir, step)
     # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
-    model = denoiser if world.size == 1 else DistributedDataParallel(denoiser, device_ids=_device_ids(device))
+    model = denoiser if world.size == 1 else data_parallel(denoiser, device)
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
 
     def save() -> None:
@@ -382,10 +379,6 @@ def train_dit(
             if stopping:
                 raise KeyboardInterrupt
     return DiTTrainResult(denoiser, ema, step, losses, val_losses)
-
-
-def _device_ids(device: torch.device) -> list[int] | None:
-    return [device.index] if device.type == "cuda" else None
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
 from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, generator_hinge
-from kinetoscope.training.distributed import World, current
+from kinetoscope.training.distributed import World, current, data_parallel
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.vae.config import CausalVAEConfig
@@ -341,7 +340,7 @@ def train_vae(
     # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
     roundtrip = _RoundTrip(model, config)
     if world.size > 1:
-        roundtrip = DistributedDataParallel(roundtrip, device_ids=[device.index] if device.type == "cuda" else None)
+        roundtrip = data_parallel(roundtrip, device)
 
     def save() -> None:
         state = {
