@@ -222,6 +222,7 @@ class _RoundTrip(nn.Module):
         posterior = self.vae.encode(x)
         z = posterior.mean + posterior.std * _draw(torch.randn, posterior.mean.shape, posterior.mean, generator, share)
         if self.config.latent_noise:
+            # (A run without exported statistics takes the std of its batch: of the share, data-parallel.)
             z = noisy_latents(z, self.config.latent_noise, _latent_std(self.vae, z), generator, share)
         # KL per latent value, so its weight does not depend on the clip size.
         kl = posterior.kl().mean() / posterior.mean[0].numel()
