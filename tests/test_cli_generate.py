@@ -68,12 +68,15 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     low, high = overall["all_correct_interval"]
     assert 0.0 <= low <= overall["all_correct"] <= high <= 1.0 and high - low > 0.3  # 2 prompts: a wide interval
     assert all(isinstance(row["misses"], list) for row in report["rows"])
+    groups = report["by_size_and_speed"]  # the one-object prompts by asked size and speed
+    assert sum(g["prompts"] for g in groups.values()) == report["summary"]["1"]["all"]["prompts"]
     missed = [row for row in report["rows"] if not row["all_correct"]]
     assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2",
                      "--guidance-rescale", "0.7", "--shift", "3")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "95% interval" in result.stdout.splitlines()[0]
+    assert "one object, all correct by asked size and speed: " in result.stdout
     block = result.stdout.split("most common misses, 1 object")[1].split("\n\n")[0].strip().splitlines()
     assert 2 <= len(block) <= 3 and "->" in block[1]
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--misses", "-1")

@@ -78,3 +78,23 @@ def test_misses_name_what_was_measured_instead():
     straight = [(e, m) for (name, e, m) in misses if name == "direction" and e in dict(opposite)]
     assert all((e, m) in opposite for e, m in straight)
     assert all(row["misses"] == [] for row in run_suite(_render, suite, progress=False).rows if row["all_correct"])
+
+
+def _small_ones_shrunk(items):
+    """True renders, except that small moving objects are drawn large (a size miss)."""
+    out = []
+    for item in items:
+        moving_small = [o.size == "small" and o.direction != "still" for o in item.scene.objects]
+        grown = tuple(ObjectSpec(**{**o.__dict__, "size": "large"}) if m else o for o, m in zip(item.scene.objects, moving_small))
+        out.append(render_clip(SceneSpec(item.scene.background, grown), seed=item.seed).frames)
+    return out
+
+
+def test_one_object_accuracy_splits_by_the_asked_size_and_speed():
+    suite = [s for s in build_suite(12, HELD_OUT, seed=3) if len(s.scene.objects) == 1]
+    groups = run_suite(_small_ones_shrunk, suite, progress=False).by_size_and_speed()
+    asked = {f"{s.scene.objects[0].size} {'still' if s.scene.objects[0].direction == 'still' else s.scene.objects[0].speed}" for s in suite}
+    assert set(groups) == asked and sum(g["prompts"] for g in groups.values()) == len(suite)
+    assert {"small quickly", "small slowly", "large quickly"} <= set(groups)
+    assert groups["small quickly"]["all_correct"] == groups["small slowly"]["all_correct"] == 0.0
+    assert groups["large quickly"]["all_correct"] >= 0.9

@@ -138,7 +138,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     summary = {n: {name: result.accuracy(n, kind) for name, kind in kinds.items()} for n in (1, 2)}
     if args.json:
         by_count = {str(n): s for n, s in summary.items()}
-        print(json.dumps({"settings": _settings(pipe, args), "summary": by_count, "rows": result.rows}))
+        report = {"settings": _settings(pipe, args), "summary": by_count, "by_size_and_speed": result.by_size_and_speed()}
+        print(json.dumps(report | {"rows": result.rows}))
         return 0
     names = list(next(iter(result.rows))["attributes"]) + ["all_correct"]
     header = ["objects", "prompts", "kind", *names, "95% interval"]
@@ -151,6 +152,10 @@ def run_t2v(args: argparse.Namespace) -> int:
     print("\n".join(_aligned(lines)))
     print("all_correct's 95% interval (Wilson) is the sampling noise of a suite this size; "
           "'eval compare' pairs two runs of one suite")  # fmt: skip
+    groups = result.by_size_and_speed()
+    if groups:
+        cells = (f"{key} {g['all_correct'] * g['prompts']:.0f}/{g['prompts']:.0f}" for key, g in groups.items())
+        print("one object, all correct by asked size and speed: " + ", ".join(cells))
     for n in (1, 2):
         misses = result.misses(n).most_common(args.misses)
         if misses:
