@@ -12,7 +12,8 @@ import torch
 pytest.importorskip("skimage", reason="scikit-image (the 'train' extra) ships the training photos")
 
 from kinetoscope.data.vae_mix import heldout_clips  # noqa: E402
-from kinetoscope.training.vae import finalize, noisy_latents, to_model_input, train_vae  # noqa: E402
+from kinetoscope.training.vae import finalize, to_model_input, train_vae  # noqa: E402
+from kinetoscope.training.vae_roundtrip import noisy_latents  # noqa: E402
 from kinetoscope.vae.config import tiny  # noqa: E402
 from kinetoscope.vae.model import CausalVideoVAE  # noqa: E402
 from vae_runs import TINY_ARGS, cli, eval_loss, one_thread, small_config  # noqa: E402, F401 (one_thread: autouse)

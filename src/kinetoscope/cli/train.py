@@ -271,12 +271,11 @@ def _train_export(args: argparse.Namespace, config, export, device, world) -> in
 
     if world.size > config.mix.batch_size:
         raise KinetoscopeError(f"--batch-size {config.mix.batch_size}: fewer clips than the {world.size} training processes")
-    say = print if world.main else (lambda *a, **k: None)
     previous = checkpoint.latest_checkpoint(args.run_dir)
     if args.resume and previous is None:
         raise KinetoscopeError(f"--resume: {args.run_dir} holds no checkpoint to resume from")
     if previous is not None:
-        say(f"resuming from {previous}")
+        world.say(f"resuming from {previous}")
     try:
         result = train_vae(config, args.run_dir, progress=not args.no_progress, init_from=args.init_from)
     except ResumeMismatchError as err:

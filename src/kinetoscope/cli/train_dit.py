@@ -280,7 +280,6 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
     from kinetoscope.transformer.config import patch_for_vae
     from kinetoscope.vae.model import CausalVideoVAE
 
-    say = print if world.main else (lambda *a, **k: None)
     vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, args.init_from), device=device)
     if args.init_from is not None and config.model.in_channels != vae.latent_channels:
         raise KinetoscopeError(_vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
@@ -291,12 +290,12 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
         if config.val_every:
             buckets[0], validation = hold_out_sources(buckets[0], config.val_clips)
             if validation is None:
-                say(f"no validation: the largest bucket ({buckets[0].latents.shape[0]} clips) is too small to spare "
-                      "a source for it")  # fmt: skip
+                world.say(f"no validation: the largest bucket ({buckets[0].latents.shape[0]} clips) is too small to spare "
+                          "a source for it")  # fmt: skip
             else:
                 sources = {r.get("source") or r.get("path") for r in validation.records}
-                say(f"validation: {validation.latents.shape[0]} clips from {len(sources)} source(s) of the largest "
-                      "bucket, held out of training")  # fmt: skip
+                world.say(f"validation: {validation.latents.shape[0]} clips from {len(sources)} source(s) of the largest "
+                          "bucket, held out of training")  # fmt: skip
         weights = [float(b.latents.shape[0]) for b in buckets]
         config = build_config(args, [r.get("text", "") for b in buckets for r in b.records], text_dim)
     else:

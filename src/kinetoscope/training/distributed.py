@@ -36,6 +36,11 @@ class World:
         """The process that writes: checkpoints, the log, the export, progress bars."""
         return self.rank == 0
 
+    def say(self, *args, **kwargs) -> None:
+        """``print``, in the main process only (the others would repeat it)."""
+        if self.main:
+            print(*args, **kwargs)
+
     def shard(self, clips: int) -> slice:
         """This process's clips of a batch of ``clips``: every ``size``-th from ``rank`` on."""
         return slice(self.rank, clips, self.size)
@@ -68,6 +73,21 @@ class World:
         """Wait until every process is here (e.g. rank 0 has written the latent cache)."""
         if self.size > 1:
             dist.barrier()
+
+
+@dataclass(frozen=True)
+class Share:
+    """This process's clips (``world.shard(batch)``) of a data-parallel step's ``batch`` clips."""
+
+    world: World
+    batch: int
+
+    def draw(self, draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``draw`` (``torch.rand`` / ``torch.randn``, on ``like``'s device and dtype) for the whole
+        batch, cut to this share (``shape`` is the share's): every process draws the same numbers
+        in the same order as one process alone, so a data-parallel run is that run."""
+        values = draw((self.batch, *shape[1:]), generator=generator, device=like.device, dtype=like.dtype)
+        return values[self.world.shard(self.batch)]
 
 
 def data_parallel(module: nn.Module, device: torch.device) -> DistributedDataParallel:

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,63 +37,17 @@ from kinetoscope.diffusion import (
     velocity_target,
 )
 from kinetoscope.patches import patch_grid
-from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder, WordTextEncoderConfig
+from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
+from kinetoscope.training.denoiser import Denoiser, load_initial_weights
 from kinetoscope.training.distributed import World, current, data_parallel
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.ema import EMA
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
-from kinetoscope.transformer import DiffusionTransformer, DiTConfig
-from kinetoscope.transformer.grow import deepen
 from kinetoscope.vae.model import CausalVideoVAE
-
-
-class Denoiser(torch.nn.Module):
-    """The trained pair: the transformer and the text encoder it reads.
-
-    ``text`` configures a word encoder trained with the transformer, or is a frozen encoder,
-    held as a plain attribute: outside ``parameters()`` and ``state_dict()``, so neither
-    optimised, averaged nor checkpointed.
-    """
-
-    def __init__(self, model: DiTConfig, text: WordTextEncoderConfig | TextEncoder) -> None:
-        super().__init__()
-        self.transformer = DiffusionTransformer(model)
-        self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, captions: list[str]) -> torch.Tensor:
-        """Velocity of ``x`` ``"b c t h w"`` at times ``t`` (``"b"``, or ``"b 1 t 1 1"`` per frame) for
-        ``captions``: one call through the text encoder and the transformer, which is what
-        DistributedDataParallel wraps."""
-        text = self.text_encoder.encode(captions, x.device)
-        return self.transformer(x, t, text.hidden, text.mask)
-
-
-def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
-    """Copy the transformer (and a word encoder's) weights of the folder ``config.init_from``.
-
-    A run whose model config differs only by a larger ``depth`` starts from the folder's
-    transformer deepened (:func:`~kinetoscope.transformer.grow.deepen`).
-
-    Raises ValueError naming the folder when its configs are not the run's, so a fine-tune
-    never silently starts from a model of another shape or vocabulary.
-    """
-    folder = Path(config.init_from)
-    transformer = DiffusionTransformer.from_pretrained(folder / "transformer")
-    deeper = replace(transformer.config, depth=config.model.depth) == config.model
-    if deeper and transformer.config.depth < config.model.depth:
-        transformer = deepen(transformer, config.model.depth)  # predicts as before; the added blocks then train
-    if transformer.config != config.model:
-        raise ValueError(f"--init-from {folder}: its transformer config is not this run's model config")
-    denoiser.transformer.load_state_dict(transformer.state_dict())
-    if isinstance(denoiser.text_encoder, WordTextEncoder):
-        encoder = WordTextEncoder.from_pretrained(folder / "text_encoder")
-        if encoder.config != config.text:
-            raise ValueError(f"--init-from {folder}: its text encoder config (vocabulary included) is not this run's")
-        denoiser.text_encoder.load_state_dict(encoder.state_dict())
 
 
 def learning_rate(config: DiTTrainConfig, step: int) -> float:

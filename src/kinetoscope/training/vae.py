@@ -25,9 +25,10 @@ from tqdm import tqdm
 from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
 from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, generator_hinge
-from kinetoscope.training.distributed import World, current, data_parallel
+from kinetoscope.training.distributed import Share, World, current, data_parallel
 from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
+from kinetoscope.training.vae_roundtrip import RoundTrip
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
 from kinetoscope.vae.grow import deepen, refold_spatial, widen_latent
@@ -179,64 +180,6 @@ def _resume(
     return int(state["step"])
 
 
-def noisy_latents(
-    z: torch.Tensor, max_sigma: float, std: torch.Tensor, generator: torch.Generator, share: Share | None = None
-) -> torch.Tensor:
-    """``z`` (``"b l t h w"``) plus Gaussian noise of ``sigma * std`` (``"l"``, per channel), with
-    sigma drawn uniformly from [0, ``max_sigma``] for each clip, so some clips stay nearly clean.
-    With a ``share``, ``z`` is this process's clips of a larger batch (:func:`_draw`)."""
-    sigma = _draw(torch.rand, (z.shape[0],), z, generator, share) * max_sigma
-    noise = _draw(torch.randn, z.shape, z, generator, share)
-    return z + rearrange(sigma, "b -> b 1 1 1 1") * rearrange(std.to(z), "l -> 1 l 1 1 1") * noise
-
-
-@dataclass(frozen=True)
-class Share:
-    """This process's clips (``world.shard(batch)``) of a data-parallel step's ``batch`` clips."""
-
-    world: World
-    batch: int
-
-
-def _draw(draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator, share: Share | None) -> torch.Tensor:
-    """``draw`` (``torch.rand`` / ``torch.randn``) of ``shape``, or with a ``share`` (``shape`` its
-    part) the whole batch's draw cut to the share: every process draws the same numbers in the
-    same order as one process alone, so a data-parallel run is that run."""
-    if share is None:
-        return draw(shape, generator=generator, device=like.device, dtype=like.dtype)
-    values = draw((share.batch, *shape[1:]), generator=generator, device=like.device, dtype=like.dtype)
-    return values[share.world.shard(share.batch)]
-
-
-class _RoundTrip(nn.Module):
-    """Encode, draw the latent (the posterior's sample, plus ``latent_noise``), decode: the training
-    step's model call as one ``forward``, which is what DistributedDataParallel wraps."""
-
-    def __init__(self, vae: CausalVideoVAE, config: VAETrainConfig) -> None:
-        super().__init__()
-        self.vae, self.config = vae, config
-
-    def forward(
-        self, x: torch.Tensor, generator: torch.Generator, share: Share | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        posterior = self.vae.encode(x)
-        z = posterior.mean + posterior.std * _draw(torch.randn, posterior.mean.shape, posterior.mean, generator, share)
-        if self.config.latent_noise:
-            # (A run without exported statistics takes the std of its batch: of the share, data-parallel.)
-            z = noisy_latents(z, self.config.latent_noise, _latent_std(self.vae, z), generator, share)
-        # KL per latent value, so its weight does not depend on the clip size.
-        kl = posterior.kl().mean() / posterior.mean[0].numel()
-        return self.vae.decode(z, *x.shape[2:]), kl
-
-
-def _latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
-    """The latent's std per channel: the exported statistics when the model has them (decoder-only
-    runs), else the batch's own (a run from scratch measures its statistics only at export)."""
-    if model.config.latents_std is not None:
-        return torch.tensor(model.config.latents_std, device=z.device)
-    return z.detach().float().std(dim=(0, 2, 3, 4))
-
-
 def _train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -249,7 +192,7 @@ def _train_step(
 ) -> dict[str, float]:
     """One optimizer step on ``x`` (``"b c t h w"``); returns the loss, its parts and the batch PSNR.
 
-    ``model`` is a :class:`_RoundTrip` or its DistributedDataParallel wrapper. With an
+    ``model`` is a :class:`~kinetoscope.training.vae_roundtrip.RoundTrip` or its DistributedDataParallel wrapper. With an
     ``adversary`` its discriminator takes a step too, and with ``adversarial`` the decoder's loss
     includes fooling it. In a ``world`` of several processes ``x`` is the whole batch: this process
     trains on its share, every term scaled by the share's size so that the processes' average
@@ -339,7 +282,7 @@ def train_vae(
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
     mix = VAEMix(config.mix)
     # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
-    roundtrip = _RoundTrip(model, config)
+    roundtrip = RoundTrip(model, config.latent_noise)
     if world.size > 1:
         roundtrip = data_parallel(roundtrip, device)
 
