@@ -1,7 +1,7 @@
-"""One of the processes `torchrun --nproc_per_node N tests/ddp_worker.py RUN_DIR OUT [STOP_AT]` starts
-for tests/test_distributed_training.py: the tiny DiT run of test_dit_training (6 steps), trained
-data-parallel, stopped after STOP_AT steps when given; rank 0 saves the weights, the EMA and the
-logged losses to OUT."""
+"""One of the processes `torchrun --nproc_per_node N tests/ddp_worker.py RUN_DIR OUT [STOP_AT] [--fsdp]`
+starts for tests/test_distributed_training.py: the tiny DiT run of test_dit_training (6 steps), trained
+data-parallel (with --fsdp: sharded), stopped after STOP_AT steps when given; rank 0 saves the weights,
+the EMA and the logged losses to OUT."""
 
 from __future__ import annotations
 
@@ -15,8 +15,23 @@ from test_dit_training import _buckets, _config
 
 torch.set_num_threads(1)
 world = distributed.init(torch.device("cpu"))
-stop_at = int(sys.argv[3]) if len(sys.argv) > 3 else None
-result = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), sys.argv[1], progress=False, stop_at=stop_at)
+args = [a for a in sys.argv[1:] if a != "--fsdp"]
+stop_at = int(args[2]) if len(args) > 2 else None
+config = _config(steps=6, checkpoint_every=3, fsdp="--fsdp" in sys.argv)
+held = []  # the parameter values this process held while training (all, unless sharded)
+shard = distributed.fully_shard
+
+
+def recording_shard(module, *args):
+    shard(module, *args)
+    held.append(sum(p.to_local().numel() for p in module.parameters()))
+    return module
+
+
+distributed.fully_shard = recording_shard
+result = train_dit(config, _buckets(), args[0], progress=False, stop_at=stop_at)
 if world.main:
-    torch.save({"model": result.denoiser.state_dict(), "ema": result.ema.shadow, "losses": result.losses}, sys.argv[2])
+    whole = sum(p.numel() for p in result.denoiser.parameters())
+    state = {"model": result.denoiser.state_dict(), "ema": result.ema.shadow, "losses": result.losses}
+    torch.save(state | {"held": held[0] if held else whole, "whole": whole}, args[1])
 distributed.finish()

@@ -59,37 +59,68 @@ def _assert_same_run(state: dict, one) -> None:
         torch.testing.assert_close(state["ema"][key], value, rtol=1e-3, atol=1e-5, msg=key)
 
 
-def test_two_processes_train_what_one_does_and_only_rank_0_writes(tmp_path):
+@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+def test_two_processes_train_what_one_does_and_only_rank_0_writes(tmp_path, sharding):
     torch.set_num_threads(1)
     one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
-    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "two", tmp_path / "two.pt")
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "two", tmp_path / "two.pt", *sharding)
     assert run.returncode == 0, run.stderr[:6000]
     two = torch.load(tmp_path / "two.pt")
     torch.testing.assert_close(torch.tensor(two["losses"]), torch.tensor(one.losses), rtol=1e-4, atol=1e-6)
     _assert_same_run(two, one)
+    if sharding:  # each process held about half the weights
+        assert two["whole"] * 0.45 < two["held"] < two["whole"] * 0.55
+    else:
+        assert two["held"] == two["whole"]
     lines = [json.loads(line) for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3, 4, 5, 6]  # one writer: no line twice
     assert sorted(p.name for p in (tmp_path / "two").glob("step_*.pt")) == sorted(p.name for p in (tmp_path / "one").glob("step_*.pt"))
 
 
-def test_a_run_started_on_two_processes_resumes_on_one(tmp_path):
+@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+def test_a_run_started_on_two_processes_resumes_on_one(tmp_path, sharding):
     torch.set_num_threads(1)
     one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
-    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "split", tmp_path / "half.pt", 3)
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "split", tmp_path / "half.pt", 3, *sharding)
     assert run.returncode == 0, run.stderr[:6000]
     resumed = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "split", progress=False)
     assert resumed.step == 6 and len(resumed.losses) == 3
     _assert_same_run({"model": resumed.denoiser.state_dict(), "ema": resumed.ema.shadow}, one)
 
 
-def test_torchrun_trains_and_exports_through_the_command_line(tmp_path):
+def test_a_run_started_on_one_process_resumes_sharded_on_two(tmp_path):
+    torch.set_num_threads(1)
+    one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
+    train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "split", progress=False, stop_at=3)
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "split", tmp_path / "two.pt", "--fsdp")
+    assert run.returncode == 0, run.stderr[:6000]
+    two = torch.load(tmp_path / "two.pt")
+    torch.testing.assert_close(torch.tensor(two["losses"]), torch.tensor(one.losses[3:]), rtol=1e-4, atol=1e-6)
+    _assert_same_run(two, one)
+
+
+@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+def test_torchrun_trains_and_exports_through_the_command_line(tmp_path, sharding):
     run = _torchrun("-m", "kinetoscope", "train", "dit", "--preset", "debug", "--steps", 2, "--run-dir", tmp_path / "run",
-                    "--workers", 1, "--threads", 1, "--no-progress")  # fmt: skip
+                    "--workers", 1, "--threads", 1, "--no-progress", *sharding)  # fmt: skip
     assert run.returncode == 0, run.stderr[:6000]
     assert run.stdout.count("exported to") == 1  # rank 0 alone prints and exports
     assert (tmp_path / "run" / "final" / "transformer" / "config.json").is_file()
     logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "loss" in r] == [1, 2]
+
+
+def test_a_process_that_fails_alone_gives_its_message_and_the_others_one_line(tmp_path):
+    from kinetoscope.cli.main import main
+
+    debug = ["train", "dit", "--preset", "debug", "--cache-dir", tmp_path / "cache", "--workers", 1, "--threads", 1, "--no-progress"]
+    assert main([*map(str, debug), "--steps", "1", "--val-every", "0", "--run-dir", str(tmp_path / "one")]) == 0
+    # Rank 0 finds the cache holds other clips while rank 1 waits for it at a barrier.
+    run = _torchrun("-m", "kinetoscope", *debug, "--data-seed", 1, "--run-dir", tmp_path / "two")
+    assert run.returncode != 0
+    assert "kinetoscope: error: " in run.stderr and "caches clips of another data config" in run.stderr
+    assert "kinetoscope: rank 1 stopped: another training process failed" in run.stderr
+    assert "[rank1]: Traceback" not in run.stderr and "Connection closed" not in run.stderr
 
 
 def test_two_processes_train_the_vae_one_does_discriminator_and_latent_noise_included(tmp_path):

@@ -95,6 +95,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default: 200)")
     dit.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+    dit.add_argument("--fsdp", action="store_true",
+                     help="under torchrun, shard weights, gradients, optimizer state and EMA over the processes "
+                     "(FSDP) instead of a whole copy in each (DDP); the same training, for models too large to copy")  # fmt: skip
     dit.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     dit.set_defaults(func=run_dit)
 
@@ -156,7 +159,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         )
         if v is not None
     }
-    common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device}
+    common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device, "fsdp": args.fsdp}
     if args.text_encoder is not None:
         # Absolute, so that the run resumes whichever folder the command is started in.
         common["text_encoder"] = str(args.text_encoder.resolve())

@@ -8,18 +8,30 @@ pure function of the seed and the step, as resuming needs anyway), keeps its sha
 scales each share so that this average is the whole batch's gradient: N processes train the
 model one process would, to float rounding, and a run may resume on another number of them.
 Only rank 0 writes checkpoints, the log and the export.
+
+With :func:`fully_shard` (``train dit --fsdp``) each process holds only its slice of the weights,
+gradients, optimizer state and EMA (PyTorch's FSDP2): a block's weights are gathered for its
+forward and backward and freed after, and gradients are reduce-scattered (averaged, as DDP's) to
+the slices. Checkpoints hold whole tensors all the same (:func:`gathered` before writing,
+:func:`scattered_like` after reading), so a run may resume with or without sharding, on any
+number of processes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import sys
+import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 
@@ -96,6 +108,64 @@ def data_parallel(module: nn.Module, device: torch.device) -> DistributedDataPar
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+def fully_shard(module: nn.Module, units: Iterable[nn.Module], world: World, device: torch.device) -> nn.Module:
+    """Shard ``module``'s parameters (on ``device``, the same weights in every process) over the
+    processes, in place: each of ``units`` (e.g. the transformer blocks) is gathered and freed
+    on its own, the rest of ``module`` as one more unit. Parameters become DTensors holding this
+    process's slice; ``module.state_dict()`` and the optimizer's state hold slices too."""
+    from torch.distributed.fsdp import fully_shard as shard
+
+    mesh = init_device_mesh(device.type, (world.size,))
+    for unit in units:
+        shard(unit, mesh=mesh)
+    shard(module, mesh=mesh)
+    # FSDP warns when a unit returns a view (the joint-attention blocks return text and video
+    # as slices of one sequence), because an in-place op on it would skip the gradient's
+    # reduce-scatter; the model only ever reads block outputs (the sharded-training test
+    # checks its gradients against one process).
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
+    return module
+
+
+def gathered(state: Any) -> Any:
+    """``state`` (a state dict, an optimizer's, nested dicts and lists) with every sharded tensor
+    gathered whole; other values as they are. Every process must call it, in the same order."""
+    if isinstance(state, DTensor):
+        return state.full_tensor()
+    if isinstance(state, dict):
+        return {key: gathered(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(gathered(value) for value in state)
+    return state
+
+
+def scattered_like(whole: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``whole`` (a tensor as :func:`gathered` gives it) cut to ``like``'s slice when ``like`` is
+    sharded, else moved to its device."""
+    if isinstance(like, DTensor):
+        return distribute_tensor(whole.to(like.device), like.device_mesh, like.placements)
+    return whole.to(like.device)
+
+
+def scattered_optimizer_state(state: dict[str, Any], params: list[torch.Tensor]) -> dict[str, Any]:
+    """An optimizer state dict of whole tensors (``gathered(optimizer.state_dict())``) with each
+    parameter's per-element state (Adam's moments) cut to that parameter's slice, for
+    ``optimizer.load_state_dict`` over sharded ``params`` (in the optimizer's order)."""
+    per_param = {}
+    for index, values in state["state"].items():
+        param = params[int(index)]
+        per_param[index] = {
+            key: scattered_like(value, param) if torch.is_tensor(value) and value.shape == param.shape else value
+            for key, value in values.items()
+        }
+    return {**state, "state": per_param}
+
+
+def as_float(value: torch.Tensor) -> float:
+    """A scalar tensor's value, a sharded one's (e.g. a gradient norm over sharded weights) included."""
+    return float(value.full_tensor() if isinstance(value, DTensor) else value)
+
+
 def launched() -> bool:
     """Whether torchrun (or another launcher) started this process as one of several."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -138,11 +208,22 @@ def run_in_group(device: torch.device, body: Callable[[World, torch.device], int
     world = init(device)
     try:
         code = body(world, world.place(device))
-    except BaseException:
+    except BaseException as err:
         finish(wait=False)
+        if world.size > 1 and _peer_lost(err):
+            # A process that failed (e.g. rank 0 on a bad cache folder while the others wait for
+            # it) prints why; the ones it leaves say so in a line, not a transport traceback.
+            sys.stderr.write(f"kinetoscope: rank {world.rank} stopped: another training process failed (its message says why)\n")
+            return 1
         raise
     finish()
     return code
+
+
+def _peer_lost(err: BaseException) -> bool:
+    # What gloo and NCCL raise in a collective whose peer has gone.
+    gone = ("closed by peer", "reset by peer", "broken pipe", "communicator was aborted", "remote process exited")
+    return isinstance(err, RuntimeError) and any(words in str(err).lower() for words in gone)
 
 
 def _collective_device() -> torch.device:

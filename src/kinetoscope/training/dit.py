@@ -42,7 +42,8 @@ from kinetoscope.training import checkpoint
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.denoiser import Denoiser, load_initial_weights
-from kinetoscope.training.distributed import World, current, data_parallel
+from kinetoscope.training import distributed
+from kinetoscope.training.distributed import World, current, data_parallel, gathered
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.ema import EMA
@@ -227,49 +228,44 @@ def train_dit(
     path = checkpoint.latest_checkpoint(run_dir) if resume else None
     if path is None and config.init_from is not None:
         load_initial_weights(denoiser, config)
+    state = checkpoint.load_checkpoint(path) if path is not None else None
+    if state is not None:
+        _check_resumable(state, config, run_dir)
+        denoiser.load_state_dict(state["model"])
+    # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them
+    # so, FSDP cuts each process's slice from them. The optimizer and the EMA then hold slices too.
+    sharded = config.fsdp and world.size > 1
+    if sharded:
+        distributed.fully_shard(denoiser, denoiser.transformer.blocks, world, device)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(denoiser, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
     bucket_weights = torch.tensor(list(weights), dtype=torch.float64)
     step = 0
-    if path is not None:
-        state = checkpoint.load_checkpoint(path)
-        # Checkpoints from before the choice of encoder trained the word encoder.
-        if (
-            state["config"]["model"] != asdict(config.model)
-            or state["config"]["text"] != asdict(config.text)
-            or state["config"].get("text_encoder", "word") != config.text_encoder
-        ):
-            saved, asked = state["config"]["model"], asdict(config.model)
-            differs = ", ".join(f"{k} {saved[k]} not {asked[k]}" for k in asked if k in saved and saved[k] != asked[k])
-            raise ValueError(
-                f"{run_dir}: holds a run of another model config ({differs or 'its text encoder differs'}); "
-                "resume it with the options it was started with, or use a new run folder"
-            )
-        denoiser.load_state_dict(state["model"])
-        ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
-        optimizer.load_state_dict(state["optimizer"])
+    if state is not None:
+        ema.shadow = {k: distributed.scattered_like(v, ema.shadow[k]) for k, v in state["ema"].items()}
+        optimizer.load_state_dict(distributed.scattered_optimizer_state(state["optimizer"], list(denoiser.parameters())))
         checkpoint.set_rng_state(state["rng"])
         generator.set_state(state["generator"])
         step = int(state["step"])
         if world.main:
             trim_log(run_dir, step)
-    # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
-    model = denoiser if world.size == 1 else data_parallel(denoiser, device)
+    model = denoiser if world.size == 1 or sharded else data_parallel(denoiser, device)
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
 
     def save() -> None:
+        # Whole tensors (gathered from every process's slices under FSDP), written by rank 0 alone.
         state = {
             "step": step,
-            "model": denoiser.state_dict(),
-            "ema": ema.shadow,
-            "optimizer": optimizer.state_dict(),
+            "model": gathered(denoiser.state_dict()),
+            "ema": gathered(ema.shadow),
+            "optimizer": gathered(optimizer.state_dict()),
             "rng": checkpoint.rng_state(),
             "generator": generator.get_state(),
             "config": config.to_dict(),
         }
-        checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
-
+        if world.main:
+            checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
     smoothed = None
@@ -283,7 +279,7 @@ def train_dit(
             # resumed run, which builds it at another step, draws the same numbers as an unbroken one.
             with torch.random.fork_rng(devices=[]):
                 averaged = Denoiser(config.model, text).to(device)
-        averaged.load_state_dict(ema.shadow)
+        averaged.load_state_dict(gathered(ema.shadow))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             val_losses.append((at, validation_loss(averaged, validation, config, seed=config.seed)))
         log.write(json.dumps({"step": at, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
@@ -306,7 +302,7 @@ def train_dit(
                 loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
+            grad_norm = distributed.as_float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
             optimizer.step()
             ema.update(denoiser, step)
             step += 1
@@ -328,11 +324,31 @@ def train_dit(
             bar.set_postfix(postfix)
             bar.update(1)
             stopping = world.any(stop.requested)  # every process stops after the same step
-            if world.main and (step % config.checkpoint_every == 0 or step == end or stopping):
+            if step % config.checkpoint_every == 0 or step == end or stopping:
                 save()
             if stopping:
                 raise KeyboardInterrupt
+    if sharded:  # the result holds whole weights, in every process, as an unsharded run's does
+        whole = Denoiser(config.model, text).to(device)
+        whole.load_state_dict(gathered(denoiser.state_dict()))
+        denoiser, ema.shadow = whole, gathered(ema.shadow)
     return DiTTrainResult(denoiser, ema, step, losses, val_losses)
+
+
+def _check_resumable(state: dict, config: DiTTrainConfig, run_dir: Path) -> None:
+    """Refuse a checkpoint of another model or text encoder than ``config``'s, naming what differs."""
+    # Checkpoints from before the choice of encoder trained the word encoder.
+    if (
+        state["config"]["model"] != asdict(config.model)
+        or state["config"]["text"] != asdict(config.text)
+        or state["config"].get("text_encoder", "word") != config.text_encoder
+    ):
+        saved, asked = state["config"]["model"], asdict(config.model)
+        differs = ", ".join(f"{k} {saved[k]} not {asked[k]}" for k in asked if k in saved and saved[k] != asked[k])
+        raise ValueError(
+            f"{run_dir}: holds a run of another model config ({differs or 'its text encoder differs'}); "
+            "resume it with the options it was started with, or use a new run folder"
+        )
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:

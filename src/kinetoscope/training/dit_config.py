@@ -74,6 +74,10 @@ class DiTTrainConfig:
     keep_last: int = 2
     seed: int = 0
     device: str = "auto"
+    # With several processes (torchrun), shard the weights, gradients, optimizer state and EMA
+    # over them (FSDP) instead of keeping a whole copy in each (DDP): for models too large to
+    # replicate. The same training either way; checkpoints are interchangeable.
+    fsdp: bool = False
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
     init_from: str | None = None
