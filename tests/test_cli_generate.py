@@ -18,6 +18,14 @@ def test_generate_writes_a_video(run_cli, tiny_model_dir, tmp_path):
     assert "prompt: A " in result.stderr and "red circle moves" in result.stderr
 
 
+def test_generate_in_bfloat16_on_the_asked_device(run_cli, tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.gif"
+    result = run_cli("generate", "a red ball moving left", "-o", out, "--model", tiny_model_dir, "--steps", "2",
+                     "--num-frames", "5", "--device", "cpu", "--dtype", "bfloat16")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert read_video(out)[0].shape == (5, 64, 64, 3)
+
+
 def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
     out = tmp_path / "image.png"
     result = run_cli("generate", "a blue box", "-o", out, "--num-frames", "1", "--model", tiny_model_dir,
@@ -38,6 +46,8 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["-o", "x.avi"], "x.avi"),
         (["-o", "x.png"], "png"),
         (["--model", "nowhere"], "nowhere"),
+        (["--device", "nonsense"], "--device nonsense"),
+        (["--dtype", "int8"], "--dtype"),
     ],
 )
 def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kinetoscope.cli import evaluate_diagnostics
-from kinetoscope.cli.generate import add_guidance_arguments, check_guidance_arguments
+from kinetoscope.cli.generate import add_guidance_arguments, add_placement_arguments, check_guidance_arguments, load_pipeline
 from kinetoscope.errors import KinetoscopeError
 
 # The longest Shapes World clip; a longer file is judged on its first frames.
@@ -101,7 +101,7 @@ def _register_t2v(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--misses", type=int, default=10, help="print the N most common misses per object count (default: 10; 0: none)"
     )
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+    add_placement_arguments(parser)
     parser.set_defaults(func=run_t2v)
 
 
@@ -117,11 +117,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     import torch
 
     from kinetoscope.evaluation.t2v import build_suite, run_suite
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args)
     suite = build_suite(args.per_group, pipe.defaults.held_out, seed=args.seed)
 
     def generate(items):
@@ -186,7 +183,7 @@ def _register_conditioning(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strength", type=float, default=None, help="edit strength in (0, 1] (default: the model's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the suite (default: 0)")
     parser.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+    add_placement_arguments(parser)
     parser.set_defaults(func=run_conditioning)
 
 
@@ -205,18 +202,13 @@ def run_conditioning(args: argparse.Namespace) -> int:
     check_guidance_arguments(args)
     if args.model is not None and not args.model.is_dir():
         raise KinetoscopeError(f"--model {args.model}: not a folder")
-    import torch
-
     from kinetoscope.evaluation.conditioning_suite import (
         build_conditioning_suite,
         pipeline_generator,
         run_conditioning_suite,
     )
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args)
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
     generate = pipeline_generator(
         pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance,
@@ -291,6 +283,7 @@ def _settings(pipe, args: argparse.Namespace) -> dict:
     names = {"num_inference_steps": "steps", "guidance_scale": "guidance"}  # the report's names: the options'
     settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}
     settings |= {names.get(name, name): value for name, value in resolved.items()}
+    settings |= {"device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch.")}
     if hasattr(args, "strength"):  # eval conditioning's edits
         settings |= {"strength": pipe.defaults.resolve(edit_strength=args.strength)["edit_strength"]}
     return settings

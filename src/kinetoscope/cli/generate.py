@@ -26,7 +26,33 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
+    add_placement_arguments(parser)
+
+
+def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--dtype`` and ``--threads``: where a model runs (see :func:`load_pipeline`)."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default: auto)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="the weights' dtype: bfloat16 or float16 halve a GPU's memory and time; the sampler "
+                        "integrates in float32 whatever it is (default: float32)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+
+
+def load_pipeline(args: argparse.Namespace):
+    """The model of ``--model`` (or the shipped one) on ``--device`` in ``--dtype``, with
+    ``--threads`` applied; an unusable device or thread count is a KinetoscopeError."""
+    import torch
+
+    from kinetoscope.errors import KinetoscopeError
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+    from kinetoscope.training.run import resolve_device
+
+    if args.threads < 0:
+        raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return KinetoscopePipeline.from_pretrained(args.model, device=device, torch_dtype=getattr(torch, args.dtype))
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,17 +87,6 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
     check_guidance_arguments(args)
-
-
-def load_pipeline(args: argparse.Namespace):
-    """The model of ``--model`` (or the shipped one), with ``--threads`` applied."""
-    import torch
-
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return KinetoscopePipeline.from_pretrained(args.model)
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict:

@@ -124,9 +124,34 @@ class KinetoscopePipeline:
     def device(self) -> torch.device:
         return next(self.transformer.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The transformer's weights' dtype (float32 unless moved with :meth:`to`)."""
+        return next(self.transformer.parameters()).dtype
+
+    def to(self, *args: str | torch.device | torch.dtype, device=None, dtype: torch.dtype | None = None) -> KinetoscopePipeline:
+        """Move every component to a device and/or floating-point dtype, diffusers-style:
+        ``pipe.to("cuda")``, ``pipe.to(torch.bfloat16)``, ``pipe.to("cuda", torch.bfloat16)``.
+        Returns the pipeline. The sampler's state and the decoded frames stay float32 whatever the
+        weights' dtype; on a CPU, bfloat16 is slower than float32 (it is for GPUs)."""
+        for arg in args:
+            if isinstance(arg, torch.dtype):
+                dtype = arg
+            else:
+                device = arg
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        text = self.text_encoder.model if isinstance(self.text_encoder, HFTextEncoder) else self.text_encoder
+        for module in (self.vae, self.transformer, text):
+            module.to(device=device, dtype=dtype)
+        return self
+
     @classmethod
-    def from_pretrained(cls, directory: str | Path | None = None, device: str | torch.device = "cpu") -> KinetoscopePipeline:
-        """Load a pipeline folder (``model_index.json`` + ``vae/``, ``transformer/``, ``text_encoder/``).
+    def from_pretrained(
+        cls, directory: str | Path | None = None, device: str | torch.device = "cpu", torch_dtype: torch.dtype | None = None
+    ) -> KinetoscopePipeline:
+        """Load a pipeline folder (``model_index.json`` + ``vae/``, ``transformer/``, ``text_encoder/``)
+        onto ``device``, its weights in ``torch_dtype`` (default: float32, as saved).
 
         ``None`` loads the model shipped with the package.
         """
@@ -156,7 +181,8 @@ class KinetoscopePipeline:
             text_encoder = HFTextEncoder.from_pretrained(text_dir, device=device)
         else:
             text_encoder = WordTextEncoder.from_pretrained(text_dir, device=device)
-        return cls(vae, transformer, text_encoder, defaults)
+        pipe = cls(vae, transformer, text_encoder, defaults)
+        return pipe if torch_dtype is None else pipe.to(dtype=torch_dtype)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write all components and ``model_index.json`` into ``directory``; a frozen encoder's
@@ -307,13 +333,16 @@ class KinetoscopePipeline:
         return VideoPipelineOutput(list(self.to_frames(video)), prompts)
 
     def _velocity(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
-        return self.transformer(x, t, text, text_mask)
+        # The transformer reads and writes its weights' dtype; the sampler integrates in x's (float32).
+        dtype = self.dtype
+        return self.transformer(x.to(dtype), t, text.to(dtype), text_mask).to(x.dtype)
 
     @torch.no_grad()  # inference only: a graph through the VAE would hold every activation
     def decode(self, latents: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:
         """Normalised latents to pixels ``"b c t h w"`` in [0, 1], cropped to ``height x width`` from
         the top left (the latents may cover more: see ``__call__``)."""
-        video = self.vae.decode(self.vae.denormalize(latents), num_frames)[..., :height, :width]
+        vae_dtype = next(self.vae.parameters()).dtype
+        video = self.vae.decode(self.vae.denormalize(latents.to(vae_dtype)), num_frames)[..., :height, :width]
         return ((video.clamp(-1, 1) + 1) / 2).float()
 
     @staticmethod
@@ -326,4 +355,5 @@ class KinetoscopePipeline:
         """uint8 ``"t h w c"`` frames to normalised latents ``"1 c t h w"`` (posterior mode)."""
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
         x = rearrange(x, "t h w c -> 1 c t h w").float() / 127.5 - 1
-        return self.vae.normalize(self.vae.encode(x).mode())
+        x = x.to(next(self.vae.parameters()).dtype)
+        return self.vae.normalize(self.vae.encode(x).mode()).float()  # sampled in float32, as noise is
