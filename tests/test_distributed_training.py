@@ -100,6 +100,23 @@ def test_a_run_started_on_one_process_resumes_sharded_on_two(tmp_path):
 
 
 @pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+def test_two_processes_train_the_lora_adapters_one_does(tmp_path, sharding):
+    pytest.importorskip("peft", reason="LoRA needs peft (the 'lora' extra)")
+    from test_dit_training import _export
+
+    torch.set_num_threads(1)
+    _export(train_dit(_config(steps=4), _buckets(), tmp_path / "base-run", progress=False), tmp_path / "base")
+    config = _config(steps=6, checkpoint_every=3, init_from=tmp_path / "base", lora_rank=4)
+    one = train_dit(config, _buckets(), tmp_path / "one", progress=False)
+    run = _torchrun(TESTS / "ddp_worker.py", tmp_path / "two", tmp_path / "two.pt", "--lora", tmp_path / "base", *sharding)
+    assert run.returncode == 0, run.stderr[:6000]
+    two = torch.load(tmp_path / "two.pt")
+    torch.testing.assert_close(torch.tensor(two["losses"]), torch.tensor(one.losses), rtol=1e-4, atol=1e-6)
+    _assert_same_run(two, one)
+    assert any(".lora_B." in key and value.abs().max() > 0 for key, value in two["ema"].items())
+
+
+@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
 def test_torchrun_trains_and_exports_through_the_command_line(tmp_path, sharding):
     run = _torchrun("-m", "kinetoscope", "train", "dit", "--preset", "debug", "--steps", 2, "--run-dir", tmp_path / "run",
                     "--workers", 1, "--threads", 1, "--no-progress", *sharding)  # fmt: skip

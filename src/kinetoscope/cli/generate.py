@@ -26,6 +26,10 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
+    parser.add_argument("--lora", type=Path, default=None, metavar="DIR",
+                        help="adapt the model with a LoRA adapter folder ('train dit --lora-rank' writes EXPORT/lora)")  # fmt: skip
+    parser.add_argument("--lora-scale", type=float, default=1.0, metavar="S",
+                        help="how strongly --lora adapts: 0 not at all, 1 as trained (default: 1)")  # fmt: skip
     add_placement_arguments(parser)
 
 
@@ -52,7 +56,10 @@ def load_pipeline(args: argparse.Namespace):
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    return KinetoscopePipeline.from_pretrained(args.model, device=device, torch_dtype=getattr(torch, args.dtype))
+    pipe = KinetoscopePipeline.from_pretrained(args.model, device=device)
+    if getattr(args, "lora", None) is not None:
+        pipe.load_lora_weights(args.lora, args.lora_scale)  # fused in float32, then cast with the rest
+    return pipe.to(dtype=getattr(torch, args.dtype))
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +93,8 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--model {args.model}: not a folder")
     if args.threads < 0:
         raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
+    if args.lora is not None and not args.lora.is_dir():
+        raise KinetoscopeError(f"--lora {args.lora}: not a folder")
     check_guidance_arguments(args)
 
 

@@ -69,6 +69,12 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--init-from", type=Path, default=None, metavar="DIR",
                      help="fine-tune: start from this model folder's transformer and word encoder "
                      "(their configs replace the preset's; a resumed run keeps its checkpoint)")  # fmt: skip
+    dit.add_argument("--lora-rank", type=int, default=None, metavar="R",
+                     help="with --init-from: train rank-R LoRA adapters beside the transformer's attention and MLP "
+                     "projections, every other weight frozen; the export holds the merged model and the adapters "
+                     "alone in EXPORT/lora (for generate --lora); needs peft (pip install 'kinetoscope[lora]')")  # fmt: skip
+    dit.add_argument("--lora-alpha", type=float, default=None, metavar="A",
+                     help="LoRA scale numerator: the adapters add (A / R) B A x (default: A = R)")  # fmt: skip
     dit.add_argument("--min-straight-frames", type=int, default=None, metavar="K",
                      help="cache clips whose objects go K frames before their first wall bounce "
                      "(start positions redrawn; default: 15 for shapes, 0 for debug; 0: the spec's uniform starts)")  # fmt: skip
@@ -208,6 +214,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
                                  "only be added")  # fmt: skip
             model = replace(model, depth=args.depth)
         config = replace(config, model=model, text=text, init_from=str(args.init_from.resolve()))
+    if args.lora_rank is not None or args.lora_alpha is not None:  # checked against init_from
+        config = replace(config, lora_rank=args.lora_rank or 0, lora_alpha=args.lora_alpha)
     return config
 
 
@@ -247,6 +255,14 @@ def run_dit(args: argparse.Namespace) -> int:
             raise KinetoscopeError(f"--init-from keeps the model's own architecture; it excludes --{flag.replace('_', '-')}")
     if args.export_now:
         return export_now(args)
+    if args.lora_rank is not None or args.lora_alpha is not None:
+        if args.init_from is None:
+            raise KinetoscopeError("--lora-rank adapts a trained model: it needs --init-from DIR")
+        if args.lora_rank is None or args.lora_rank < 1 or (args.lora_alpha is not None and not args.lora_alpha > 0):
+            raise KinetoscopeError(f"--lora-rank must be at least 1 and --lora-alpha above 0; got {args.lora_rank}, {args.lora_alpha}")
+        from kinetoscope.transformer.lora import require_peft
+
+        require_peft()  # before minutes of latent caching
     text_dim = None
     if args.text_encoder is not None:
         from kinetoscope.text import HFTextEncoder
@@ -342,8 +358,13 @@ def _save_model(args: argparse.Namespace, vae, denoiser, config) -> Path:
     """Write the VAE and the trained pair as a model folder at ``--export`` (default RUN_DIR/final)."""
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults
 
-    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
+    from kinetoscope.transformer.lora import has_lora, merge_lora, save_lora
+
     export = args.export or args.run_dir / "final"
+    if has_lora(denoiser.transformer):  # the adapters alone, then folded into the exported model
+        save_lora(denoiser.transformer, export / "lora")
+        merge_lora(denoiser.transformer)
+    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
     pipe.save_pretrained(export)
     return export
 

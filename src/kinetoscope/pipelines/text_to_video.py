@@ -146,6 +146,16 @@ class KinetoscopePipeline:
             module.to(device=device, dtype=dtype)
         return self
 
+    def load_lora_weights(self, directory: str | Path, lora_scale: float = 1.0) -> KinetoscopePipeline:
+        """Adapt the transformer with a LoRA adapter folder (``train dit --lora-rank`` writes one to
+        ``EXPORT/lora``), fused into its weights at ``lora_scale`` (0: no change; 1: as trained):
+        diffusers' ``load_lora_weights`` and ``fuse_lora`` in one. Returns the pipeline; a folder
+        that is not an adapter for this transformer raises KinetoscopeError and changes nothing."""
+        from kinetoscope.transformer.lora import load_lora
+
+        load_lora(self.transformer, directory, lora_scale)
+        return self
+
     @classmethod
     def from_pretrained(
         cls, directory: str | Path | None = None, device: str | torch.device = "cpu", torch_dtype: torch.dtype | None = None

@@ -1,5 +1,5 @@
-"""The pair a DiT run trains: the transformer and the text encoder it reads, and starting it
-from an exported model's weights (a fine-tune, possibly deepened)."""
+"""The pair a DiT run trains: the transformer and the text encoder it reads, starting it from an
+exported model's weights (a fine-tune, possibly deepened), and LoRA adapters on it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from kinetoscope.text import TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
 from kinetoscope.transformer.grow import deepen
+from kinetoscope.transformer.lora import add_lora
 
 
 class Denoiser(torch.nn.Module):
@@ -57,3 +58,19 @@ def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
         if encoder.config != config.text:
             raise ValueError(f"--init-from {folder}: its text encoder config (vocabulary included) is not this run's")
         denoiser.text_encoder.load_state_dict(encoder.state_dict())
+
+
+def adapt(denoiser: Denoiser, config: DiTTrainConfig) -> Denoiser:
+    """With ``config.lora_rank``, LoRA adapters beside the transformer's block projections and
+    every other weight frozen, the text encoder's included (in place); else ``denoiser`` as it is."""
+    if config.lora_rank:
+        add_lora(denoiser.transformer, config.lora_rank, config.lora_alpha)
+        if isinstance(denoiser.text_encoder, torch.nn.Module):
+            denoiser.text_encoder.requires_grad_(False)
+    return denoiser
+
+
+def build_denoiser(config: DiTTrainConfig, text: WordTextEncoderConfig | TextEncoder) -> Denoiser:
+    """A :class:`Denoiser` of ``config``'s model (adapted as :func:`adapt` does): the layout of the
+    weights a run with this config checkpoints, ready to load them."""
+    return adapt(Denoiser(config.model, text), config)

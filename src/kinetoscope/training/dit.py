@@ -41,7 +41,7 @@ from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConf
 from kinetoscope.training import checkpoint
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
-from kinetoscope.training.denoiser import Denoiser, load_initial_weights
+from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
 from kinetoscope.training import distributed
 from kinetoscope.training.distributed import World, current, data_parallel, gathered
 from kinetoscope.training.frame_masks import sample_frame_masks
@@ -161,6 +161,7 @@ class DiTTrainResult:
     step: int
     losses: list[float]
     val_losses: list[tuple[int, float]] = field(default_factory=list)
+    config: DiTTrainConfig | None = None
 
 
 def train_dit(
@@ -228,6 +229,7 @@ def train_dit(
     path = checkpoint.latest_checkpoint(run_dir) if resume else None
     if path is None and config.init_from is not None:
         load_initial_weights(denoiser, config)
+    adapt(denoiser, config)  # LoRA: adapters on the loaded model, the rest frozen
     state = checkpoint.load_checkpoint(path) if path is not None else None
     if state is not None:
         _check_resumable(state, config, run_dir)
@@ -237,14 +239,15 @@ def train_dit(
     sharded = config.fsdp and world.size > 1
     if sharded:
         distributed.fully_shard(denoiser, denoiser.transformer.blocks, world, device)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    trained = [p for p in denoiser.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     ema = EMA(denoiser, config.ema_decay)
     generator = torch.Generator().manual_seed(config.seed)
     bucket_weights = torch.tensor(list(weights), dtype=torch.float64)
     step = 0
     if state is not None:
         ema.shadow = {k: distributed.scattered_like(v, ema.shadow[k]) for k, v in state["ema"].items()}
-        optimizer.load_state_dict(distributed.scattered_optimizer_state(state["optimizer"], list(denoiser.parameters())))
+        optimizer.load_state_dict(distributed.scattered_optimizer_state(state["optimizer"], trained))
         checkpoint.set_rng_state(state["rng"])
         generator.set_state(state["generator"])
         step = int(state["step"])
@@ -278,7 +281,7 @@ def train_dit(
             # Built without drawing from the global RNG (its init is overwritten at once), so that a
             # resumed run, which builds it at another step, draws the same numbers as an unbroken one.
             with torch.random.fork_rng(devices=[]):
-                averaged = Denoiser(config.model, text).to(device)
+                averaged = build_denoiser(config, text).to(device)
         averaged.load_state_dict(gathered(ema.shadow))
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
             val_losses.append((at, validation_loss(averaged, validation, config, seed=config.seed)))
@@ -302,7 +305,7 @@ def train_dit(
                 loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = distributed.as_float(torch.nn.utils.clip_grad_norm_(denoiser.parameters(), config.grad_clip))
+            grad_norm = distributed.as_float(torch.nn.utils.clip_grad_norm_(trained, config.grad_clip))
             optimizer.step()
             ema.update(denoiser, step)
             step += 1
@@ -329,10 +332,10 @@ def train_dit(
             if stopping:
                 raise KeyboardInterrupt
     if sharded:  # the result holds whole weights, in every process, as an unsharded run's does
-        whole = Denoiser(config.model, text).to(device)
+        whole = build_denoiser(config, text).to(device)
         whole.load_state_dict(gathered(denoiser.state_dict()))
         denoiser, ema.shadow = whole, gathered(ema.shadow)
-    return DiTTrainResult(denoiser, ema, step, losses, val_losses)
+    return DiTTrainResult(denoiser, ema, step, losses, val_losses, config)
 
 
 def _check_resumable(state: dict, config: DiTTrainConfig, run_dir: Path) -> None:
@@ -349,18 +352,25 @@ def _check_resumable(state: dict, config: DiTTrainConfig, run_dir: Path) -> None
             f"{run_dir}: holds a run of another model config ({differs or 'its text encoder differs'}); "
             "resume it with the options it was started with, or use a new run folder"
         )
+    saved = (state["config"].get("lora_rank", 0), state["config"].get("lora_alpha"))
+    if saved != (config.lora_rank, config.lora_alpha):
+        raise ValueError(
+            f"{run_dir}: holds a run with LoRA rank {saved[0]} and alpha {saved[1]}, not {config.lora_rank} and "
+            f"{config.lora_alpha}; resume it with the options it was started with, or use a new run folder"
+        )
 
 
 def ema_denoiser(result: DiTTrainResult) -> Denoiser:
     """A copy of the trained pair holding the EMA weights, in eval mode; a frozen encoder is
-    shared, not copied, and taken out of its caption cache."""
+    shared, not copied, and taken out of its caption cache. A LoRA run's adapters are still
+    layers of their own (:func:`~kinetoscope.transformer.lora.merge_lora` folds them in)."""
     trained = result.denoiser
     text = trained.text_encoder
     if isinstance(text, WordTextEncoder):
         text = text.config
     elif isinstance(text, CaptionCache):
         text = text.encoder
-    copy = Denoiser(trained.transformer.config, text)
+    copy = build_denoiser(result.config, text) if result.config is not None else Denoiser(trained.transformer.config, text)
     copy.load_state_dict(result.ema.shadow)
     return copy.eval()
 
@@ -374,6 +384,6 @@ def load_run_ema(run_dir: str | Path) -> tuple[Denoiser, DiTTrainConfig, int]:
     state = checkpoint.load_checkpoint(path)
     config = DiTTrainConfig(**state["config"])
     text = config.text if config.text_encoder == "word" else HFTextEncoder.from_pretrained(config.text_encoder)
-    denoiser = Denoiser(config.model, text)
+    denoiser = build_denoiser(config, text)
     denoiser.load_state_dict(state["ema"])
     return denoiser.eval(), config, int(state["step"])

@@ -81,6 +81,10 @@ class DiTTrainConfig:
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
     init_from: str | None = None
+    # LoRA (transformer.lora): train rank-``lora_rank`` adapters beside the block projections of the
+    # ``init_from`` model, everything else frozen (its text encoder too); 0 = train every weight.
+    lora_rank: int = 0
+    lora_alpha: float | None = None  # the adapters' scale is alpha / rank; None: alpha = rank
     # The VAE folder ``train dit --vae`` named (None: the shipped VAE, or the one inside ``init_from``):
     # kept so that exporting a checkpoint later (``--export-now``) pairs it with the latents it learnt.
     vae: str | None = None
@@ -115,6 +119,8 @@ class DiTTrainConfig:
                 f"need decoded_weight >= 0, 0 < decoded_max_t <= 1 and decoded_clips >= 1; got "
                 f"{self.decoded_weight}, {self.decoded_max_t}, {self.decoded_clips}"
             )
+        if self.lora_rank < 0 or (self.lora_rank and self.init_from is None):
+            raise ValueError(f"lora_rank must be 0 (off) or adapt an init_from model; got {self.lora_rank} without one")
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:

@@ -3,8 +3,9 @@
 ``config`` (hyperparameters and named sizes), ``rope`` (3D rotary positions), ``attention``
 (QK-normed self- and cross-attention, packed-sequence masks), ``embeddings`` (time and text),
 ``blocks`` (the adaLN-single block and output layer), ``model`` (the network and its two entry
-points), ``grow`` (a trained model made deeper, predicting as before). Depends on torch, einops
-and :mod:`kinetoscope.patches`; knows nothing of training.
+points), ``grow`` (a trained model made deeper, predicting as before), ``lora`` (low-rank adapters
+through peft: added, merged, saved and loaded). Depends on torch, einops and
+:mod:`kinetoscope.patches` (``lora`` on peft, an extra); knows nothing of training.
 """
 
 from kinetoscope.transformer.config import PRESETS, DiTConfig
