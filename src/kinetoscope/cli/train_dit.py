@@ -100,6 +100,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     dit.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default: 200)")
     dit.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
+    dit.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                     help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too (faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; much slower without); fp32 everywhere (default: auto)")  # fmt: skip
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     dit.add_argument("--fsdp", action="store_true",
                      help="under torchrun, shard weights, gradients, optimizer state and EMA over the processes "
@@ -165,7 +167,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         )
         if v is not None
     }
-    common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device, "fsdp": args.fsdp}
+    common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device, "fsdp": args.fsdp,
+              "precision": args.precision}
     if args.text_encoder is not None:
         # Absolute, so that the run resumes whichever folder the command is started in.
         common["text_encoder"] = str(args.text_encoder.resolve())

@@ -47,7 +47,7 @@ from kinetoscope.training.distributed import World, current, data_parallel, gath
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.ema import EMA
-from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
+from kinetoscope.training.run import LOG_NAME, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
 from kinetoscope.vae.model import CausalVideoVAE
 
 
@@ -283,7 +283,7 @@ def train_dit(
             with torch.random.fork_rng(devices=[]):
                 averaged = build_denoiser(config, text).to(device)
         averaged.load_state_dict(gathered(ema.shadow))
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with autocast(device, config.precision):
             val_losses.append((at, validation_loss(averaged, validation, config, seed=config.seed)))
         log.write(json.dumps({"step": at, "val_loss": round(val_losses[-1][1], 5)}) + "\n")
 
@@ -301,7 +301,7 @@ def train_dit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = draw_batch(config, buckets, bucket_weights, generator)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with autocast(device, config.precision):
                 loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

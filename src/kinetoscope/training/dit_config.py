@@ -10,6 +10,7 @@ from typing import Any
 from kinetoscope.data.shapes_latents import ShapesLatentsConfig
 from kinetoscope.text import WordTextEncoderConfig
 from kinetoscope.training.frame_masks import FrameMaskConfig
+from kinetoscope.training.run import PRECISIONS
 from kinetoscope.transformer import DiTConfig
 
 
@@ -78,6 +79,7 @@ class DiTTrainConfig:
     # over them (FSDP) instead of keeping a whole copy in each (DDP): for models too large to
     # replicate. The same training either way; checkpoints are interchangeable.
     fsdp: bool = False
+    precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
     init_from: str | None = None
@@ -119,6 +121,8 @@ class DiTTrainConfig:
                 f"need decoded_weight >= 0, 0 < decoded_max_t <= 1 and decoded_clips >= 1; got "
                 f"{self.decoded_weight}, {self.decoded_max_t}, {self.decoded_clips}"
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.lora_rank < 0 or (self.lora_rank and self.init_from is None):
             raise ValueError(f"lora_rank must be 0 (off) or adapt an init_from model; got {self.lora_rank} without one")
         if not self.motion_weight >= 0:

@@ -26,7 +26,7 @@ from kinetoscope.data.vae_mix import SOURCES, VAEMix, VAEMixConfig, render_clip
 from kinetoscope.training import checkpoint
 from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, generator_hinge
 from kinetoscope.training.distributed import Share, World, current, data_parallel
-from kinetoscope.training.run import LOG_NAME, StopSignals, resolve_device, trim_log, warmup_cosine
+from kinetoscope.training.run import LOG_NAME, PRECISIONS, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
 from kinetoscope.training.vae_roundtrip import RoundTrip
 from kinetoscope.vae.config import CausalVAEConfig
@@ -86,10 +86,13 @@ class VAETrainConfig:
     adversarial_start: int = 0
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     device: str = "auto"
+    precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
             self.model = CausalVAEConfig(**self.model)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if isinstance(self.mix, dict):
             self.mix = VAEMixConfig(**self.mix)
         if isinstance(self.loss, dict):
@@ -148,11 +151,6 @@ def to_model_input(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return rearrange(x, "b t h w c -> b c t h w").float() / 127.5 - 1.0
 
 
-def _autocast(device: torch.device):
-    # bf16 only on CUDA: on this CPU a bf16-autocast step is ~12x slower than fp32.
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def _resume(
     run_dir: Path, config: VAETrainConfig, model: CausalVideoVAE, optimizer, generator, adversary: Adversary | None
 ) -> int:
@@ -203,7 +201,7 @@ def _train_step(
     if share is not None:
         x = x[world.shard(batch)]
     scale = x.shape[0] * world.size / batch  # every term is a mean over clips of one shape
-    with _autocast(x.device):
+    with autocast(x.device, config.precision):
         reconstruction, kl = model(x, generator, share)
     loss, parts = vae_loss(reconstruction, x, kl, config.loss)
     if adversary is not None and adversarial:
@@ -334,7 +332,8 @@ def train_vae(
 
 @torch.no_grad()
 def latent_statistics(
-    model: CausalVideoVAE, mix_config: VAEMixConfig, num_clips: int, *, batch_size: int = 8, seed: int = 0
+    model: CausalVideoVAE, mix_config: VAEMixConfig, num_clips: int, *, batch_size: int = 8, seed: int = 0,
+    precision: str = "auto",
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of the posterior mode over ``num_clips`` training-mix clips.
 
@@ -353,7 +352,7 @@ def latent_statistics(
     for start in range(0, num_clips, batch_size):
         chunk = zip(sources[start : start + batch_size], seeds[start : start + batch_size])
         frames = np.stack([render_clip(str(s), int(k), num_frames=17, height=64, width=64) for s, k in chunk])
-        with _autocast(device):
+        with autocast(device, precision):
             z = model.encode(to_model_input(frames, device)).mode().double()
         per_channel = rearrange(z, "b l t h w -> l (b t h w)")
         total = per_channel.sum(1) if total is None else total + per_channel.sum(1)
@@ -370,7 +369,7 @@ def finalize(model: CausalVideoVAE, config: VAETrainConfig, export_dir: str | Pa
     A decoder-only run keeps the statistics it started with: its latents have not changed.
     """
     if config.stats_clips and not config.decoder_only:
-        mean, std = latent_statistics(model, config.mix, config.stats_clips)
+        mean, std = latent_statistics(model, config.mix, config.stats_clips, precision=config.precision)
         model.set_latent_stats(mean, std)
     if export_dir is not None:
         model.save_pretrained(export_dir)
