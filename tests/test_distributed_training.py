@@ -127,6 +127,16 @@ def test_torchrun_trains_and_exports_through_the_command_line(tmp_path, sharding
     assert [r["step"] for r in logged if "loss" in r] == [1, 2]
 
 
+def test_fsdp_in_one_process_says_it_trains_unsharded(tmp_path, capsys):
+    from kinetoscope.cli.main import main
+
+    args = ["train", "dit", "--preset", "debug", "--steps", "1", "--val-every", "0", "--workers", "1", "--threads", "1",
+            "--no-progress", "--fsdp", "--run-dir", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "note: --fsdp shards the model over several processes, and this is one" in out and "exported to" in out
+
+
 def test_a_process_that_fails_alone_gives_its_message_and_the_others_one_line(tmp_path):
     from kinetoscope.cli.main import main
 

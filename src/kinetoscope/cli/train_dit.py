@@ -302,6 +302,9 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
     from kinetoscope.transformer.config import patch_for_vae
     from kinetoscope.vae.model import CausalVideoVAE
 
+    if config.fsdp and world.size == 1:
+        print("note: --fsdp shards the model over several processes, and this is one; start it with torchrun "
+              "--nproc_per_node N -m kinetoscope train dit ... (training goes on unsharded)")  # fmt: skip
     vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, args.init_from), device=device)
     if args.init_from is not None and config.model.in_channels != vae.latent_channels:
         raise KinetoscopeError(_vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
