@@ -38,11 +38,10 @@ from kinetoscope.diffusion import (
 )
 from kinetoscope.patches import patch_grid
 from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConfig
-from kinetoscope.training import checkpoint
+from kinetoscope.training import checkpoint, distributed
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
-from kinetoscope.training import distributed
 from kinetoscope.training.distributed import World, current, data_parallel, gathered
 from kinetoscope.training.frame_masks import sample_frame_masks
 from kinetoscope.training.dit_config import DiTTrainConfig
@@ -269,6 +268,7 @@ def train_dit(
         }
         if world.main:
             checkpoint.save_checkpoint(state, run_dir, step, keep_last=config.keep_last)
+
     losses: list[float] = []
     val_losses: list[tuple[int, float]] = []
     smoothed = None
