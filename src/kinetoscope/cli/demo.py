@@ -14,6 +14,8 @@ import csv
 import time
 from pathlib import Path
 
+from kinetoscope.cli.generate import add_placement_arguments, load_pipeline
+
 # Terse prompts, as people write them: the upsampler fills in what they leave open.
 _PROMPTS = (
     "a red ball rolling right",
@@ -63,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--reference", action="store_true", help="render the Shapes World reference set even when a model is there"
     )
+    add_placement_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -86,12 +89,11 @@ def _generate(args: argparse.Namespace) -> int:
     from kinetoscope.io.atomic import atomic_output
     from kinetoscope.io.contact_sheet import contact_sheet
     from kinetoscope.io.video import write_video
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
     from kinetoscope.shapes.analyzer import analyze_clip
     from kinetoscope.shapes.prompts import parse_prompt
 
     start = time.perf_counter()
-    pipe = KinetoscopePipeline.from_pretrained(args.model)
+    pipe = load_pipeline(args)
     fps = 8  # the Shapes World's frame rate
     videos, rows = [], []
     try:
