@@ -48,6 +48,8 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--model", "nowhere"], "nowhere"),
         (["--device", "nonsense"], "--device nonsense"),
         (["--dtype", "int8"], "--dtype"),
+        (["--lora", "nowhere"], "--lora nowhere"),
+        (["--lora-scale", "nan"], "--lora-scale"),
     ],
 )
 def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):

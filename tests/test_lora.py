@@ -63,6 +63,8 @@ def test_an_adapter_folder_adapts_a_fresh_copy_of_its_base_at_any_scale(tmp_path
         assert torch.equal(load_lora(dit_models.model("cross"), tmp_path / "adapter", scale=0.0)(x, t, text), base)
         half = load_lora(load_lora(dit_models.model("cross"), tmp_path / "adapter", 0.5), tmp_path / "adapter", 0.5)
         torch.testing.assert_close(half(x, t, text), adapted, rtol=1e-4, atol=1e-5)  # merged deltas add up
+    with pytest.raises(ValueError, match="finite"):
+        load_lora(dit_models.model("cross"), tmp_path / "adapter", scale=float("nan"))
 
 
 def test_an_adapter_for_another_architecture_is_refused_and_changes_nothing(tmp_path):

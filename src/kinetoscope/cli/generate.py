@@ -9,6 +9,7 @@ them with :func:`add_sampling_arguments` and load the model with :func:`load_pip
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -95,6 +96,8 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
     if args.lora is not None and not args.lora.is_dir():
         raise KinetoscopeError(f"--lora {args.lora}: not a folder")
+    if not math.isfinite(args.lora_scale):
+        raise KinetoscopeError(f"--lora-scale: must be a finite number, got {args.lora_scale}")
     check_guidance_arguments(args)
 
 

@@ -12,6 +12,7 @@ An adapter folder is peft's: ``adapter_config.json`` and ``adapter_model.safeten
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -88,6 +89,8 @@ def load_lora(module: nn.Module, directory: str | Path, scale: float = 1.0) -> n
     """Adapt ``module`` with the adapter folder ``directory``, ``scale`` times as strongly (0: the
     base model; 1: as trained), merged into its weights. KinetoscopeError if the folder is not
     an adapter for this architecture."""
+    if not math.isfinite(scale):
+        raise ValueError(f"the LoRA scale must be a finite number, got {scale}")
     peft = require_peft()
     directory = Path(directory)
     if not (directory / CONFIG_NAME).is_file() or not (directory / WEIGHTS_NAME).is_file():
