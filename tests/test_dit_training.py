@@ -350,3 +350,13 @@ def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp
     out = KinetoscopePipeline.from_pretrained(run / "final")("a red circle", num_frames=16, height=64, width=64,
                                                               num_inference_steps=2, output_type="np")  # fmt: skip
     assert out.frames[0].shape == (16, 64, 64, 3)
+
+
+def test_gradient_checkpointing_trains_the_same_model(tmp_path):
+    torch.set_num_threads(1)
+    plain = train_dit(_config(steps=6), _buckets(), tmp_path / "plain", progress=False)
+    recomputed = train_dit(_config(steps=6, gradient_checkpointing=True), _buckets(), tmp_path / "ckpt", progress=False)
+    assert recomputed.denoiser.transformer.gradient_checkpointing and not plain.denoiser.transformer.gradient_checkpointing
+    torch.testing.assert_close(torch.tensor(recomputed.losses), torch.tensor(plain.losses), rtol=1e-5, atol=1e-6)
+    for key, value in plain.denoiser.state_dict().items():
+        torch.testing.assert_close(recomputed.denoiser.state_dict()[key], value, rtol=1e-4, atol=1e-6, msg=key)

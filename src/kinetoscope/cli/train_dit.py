@@ -103,6 +103,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                      help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too (faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; much slower without); fp32 everywhere (default: auto)")  # fmt: skip
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
+    dit.add_argument("--gradient-checkpointing", action="store_true",
+                     help="recompute each transformer block's activations in the backward pass: less memory per "
+                     "step for about a third more time (for batches or models that do not fit)")  # fmt: skip
     dit.add_argument("--fsdp", action="store_true",
                      help="under torchrun, shard weights, gradients, optimizer state and EMA over the processes "
                      "(FSDP) instead of a whole copy in each (DDP); the same training, for models too large to copy")  # fmt: skip
@@ -168,7 +171,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
         if v is not None
     }
     common = {"seed": args.seed, "checkpoint_every": args.checkpoint_every, "device": args.device, "fsdp": args.fsdp,
-              "precision": args.precision}
+              "precision": args.precision, "gradient_checkpointing": args.gradient_checkpointing}
     if args.text_encoder is not None:
         # Absolute, so that the run resumes whichever folder the command is started in.
         common["text_encoder"] = str(args.text_encoder.resolve())

@@ -229,6 +229,8 @@ def train_dit(
     if path is None and config.init_from is not None:
         load_initial_weights(denoiser, config)
     adapt(denoiser, config)  # LoRA: adapters on the loaded model, the rest frozen
+    if config.gradient_checkpointing:
+        denoiser.transformer.enable_gradient_checkpointing()
     state = checkpoint.load_checkpoint(path) if path is not None else None
     if state is not None:
         _check_resumable(state, config, run_dir)

@@ -79,6 +79,9 @@ class DiTTrainConfig:
     # over them (FSDP) instead of keeping a whole copy in each (DDP): for models too large to
     # replicate. The same training either way; checkpoints are interchangeable.
     fsdp: bool = False
+    # Recompute each transformer block's activations in the backward pass instead of keeping them:
+    # activation memory for about a third more compute per step (transformer.enable_gradient_checkpointing).
+    gradient_checkpointing: bool = False
     precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.
