@@ -59,6 +59,7 @@ def test_an_adapter_folder_adapts_a_fresh_copy_of_its_base_at_any_scale(tmp_path
     with torch.no_grad():
         base = dit_models.model("cross")(x, t, text)
         loaded = load_lora(dit_models.model("cross"), tmp_path / "adapter")
+        assert all(p.requires_grad for p in loaded.parameters())  # as it was before adapting
         torch.testing.assert_close(loaded(x, t, text), adapted, rtol=1e-4, atol=1e-5)
         assert torch.equal(load_lora(dit_models.model("cross"), tmp_path / "adapter", scale=0.0)(x, t, text), base)
         half = load_lora(load_lora(dit_models.model("cross"), tmp_path / "adapter", 0.5), tmp_path / "adapter", 0.5)
@@ -69,12 +70,13 @@ def test_an_adapter_folder_adapts_a_fresh_copy_of_its_base_at_any_scale(tmp_path
 
 def test_an_adapter_for_another_architecture_is_refused_and_changes_nothing(tmp_path):
     save_lora(add_lora(dit_models.model("cross"), rank=2), tmp_path / "cross")
-    joint = dit_models.model("joint")
+    joint = dit_models.model("joint").requires_grad_(False)
     before = {k: v.clone() for k, v in joint.state_dict().items()}
     with pytest.raises(KinetoscopeError, match="do not fit this model"):
         load_lora(joint, tmp_path / "cross")
     assert not has_lora(joint) and list(joint.state_dict()) == list(before)
     assert all(torch.equal(joint.state_dict()[k], v) for k, v in before.items())
+    assert not any(p.requires_grad for p in joint.parameters())
     with pytest.raises(KinetoscopeError, match="not a LoRA adapter folder"):
         load_lora(joint, tmp_path)
 

@@ -55,8 +55,9 @@ def has_lora(module: nn.Module) -> bool:
 
 def merge_lora(module: nn.Module) -> nn.Module:
     """Fold every adapter into its base weight and put the plain layer back, in place: ``module``
-    predicts as before and is the un-adapted architecture again (its keys, no peft layers)."""
-    return _unload(module, merge=True)
+    predicts as before and is the un-adapted architecture again (its keys, no peft layers, every
+    weight trainable, as a freshly built one)."""
+    return _unload(module, merge=True).requires_grad_(True)
 
 
 def _unload(module: nn.Module, merge: bool) -> nn.Module:
@@ -70,7 +71,7 @@ def _unload(module: nn.Module, merge: bool) -> nn.Module:
             setattr(module.get_submodule(parent), attribute, layer.get_base_layer())
     if hasattr(module, "peft_config"):
         del module.peft_config  # so that another adapter can be added later
-    return module.requires_grad_(True)
+    return module
 
 
 def save_lora(module: nn.Module, directory: str | Path) -> Path:
@@ -100,15 +101,22 @@ def load_lora(module: nn.Module, directory: str | Path, scale: float = 1.0) -> n
         state = load_file(directory / WEIGHTS_NAME)
     except (OSError, ValueError, TypeError) as err:
         raise KinetoscopeError(f"--lora {directory}: unreadable ({str(err).splitlines()[0]})") from None
+    trainable = {name: p.requires_grad for name, p in module.named_parameters()}  # injecting freezes them
     peft.inject_adapter_in_model(config, module)
     device = next(module.parameters()).device
     result = peft.set_peft_model_state_dict(module, {k: v.to(device) for k, v in state.items()})
     missing = [k for k in result.missing_keys if "lora_" in k]
     if missing or result.unexpected_keys:
-        _unload(module, merge=False)  # the base model as it was, not half adapted
+        _restore(_unload(module, merge=False), trainable)  # the base model as it was, not half adapted
         raise KinetoscopeError(f"--lora {directory}: its adapters do not fit this model ({(missing or result.unexpected_keys)[0]})")
     with torch.no_grad():
         for name, param in module.named_parameters():
             if ".lora_B." in name:
                 param.mul_(scale)
-    return merge_lora(module)
+    return _restore(_unload(module, merge=True), trainable)
+
+
+def _restore(module: nn.Module, trainable: dict[str, bool]) -> nn.Module:
+    for name, param in module.named_parameters():
+        param.requires_grad_(trainable[name])
+    return module
