@@ -1,0 +1,114 @@
+"""bfloat16 against float32 on this machine: training steps (``--precision bf16``) and generation
+(``--dtype bfloat16``), as ratios of times measured in this process.
+
+    python benchmarks/precision.py             # the table, ~1 min on 2 cores
+    python benchmarks/precision.py --threads 1 # steadier on a machine other jobs are loading
+
+Whether bf16 pays on a CPU depends on the CPU: with bf16 matrix units (Intel AMX) a bf16 matmul
+runs several times faster than fp32, without them many times slower. The first row is that
+matmul; then a training step of the shipped DiT's size and batch (32 clips of 16 x 64 x 64, 80
+tokens each; AdamW, autocast as ``train dit --precision bf16`` runs it), a VAE training step
+(4 clips of 17 x 64 x 64 through the shipped VAE's architecture), and the shipped model's
+sampling of one 16-frame clip with its weights cast (``pipe.to(torch.bfloat16)``). Each row
+alternates the two dtypes round by round and reports medians: "speed-up" above 1 means bf16 is
+faster here. Random weights except for sampling (the shipped model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, default_model_dir
+from kinetoscope.shapes.vocabulary import caption_language
+from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
+from kinetoscope.training.denoiser import Denoiser
+from kinetoscope.training.dit_config import DiTTrainConfig
+from kinetoscope.training.run import autocast
+from kinetoscope.vae.model import CausalVideoVAE
+
+CPU = torch.device("cpu")
+
+
+def matmul(dtype: torch.dtype) -> Callable[[], None]:
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    return lambda: a @ b
+
+
+def dit_step(precision: str) -> Callable[[], None]:
+    vocab = WordTokenizer.from_words(caption_language()).vocab
+    config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab))
+    torch.manual_seed(0)
+    denoiser = Denoiser(config.model, config.text)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-5)
+    x, t = torch.randn(32, 8, 5, 8, 8), torch.rand(32)
+    captions = ["A large red circle moves slowly to the right on a black background."] * 32
+
+    def step() -> None:
+        with autocast(CPU, precision):
+            loss = (denoiser(x, t, captions).float() - x).square().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def vae_step(precision: str) -> Callable[[], None]:
+    vae = CausalVideoVAE.from_pretrained(default_model_dir() / "vae")
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-6)
+    x = torch.rand(4, 3, 17, 64, 64) * 2 - 1
+
+    def step() -> None:
+        with autocast(CPU, precision):
+            loss = (vae.decode(vae.encode(x).mode(), 17).float() - x).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def sampling(dtype: torch.dtype) -> Callable[[], None]:
+    pipe = KinetoscopePipeline.from_pretrained(torch_dtype=dtype)
+    return lambda: pipe("a red ball moving left", seed=0)
+
+
+ROWS = [
+    ("2048^2 matmul", lambda: matmul(torch.float32), lambda: matmul(torch.bfloat16)),
+    ("DiT training step (shipped size, 32 clips)", lambda: dit_step("fp32"), lambda: dit_step("bf16")),
+    ("VAE training step (4 clips of 17x64x64)", lambda: vae_step("fp32"), lambda: vae_step("bf16")),
+    ("sampling a 16-frame clip (shipped model)", lambda: sampling(torch.float32), lambda: sampling(torch.bfloat16)),
+]
+
+
+def interleaved(fp32: Callable[[], None], bf16: Callable[[], None], rounds: int) -> tuple[float, float]:
+    """Median seconds of each, alternating them round by round after one warm-up each."""
+    fp32(), bf16()
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(rounds):
+        for name, run in (("fp32", fp32), ("bf16", bf16)):
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["fp32"]), statistics.median(times["bf16"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per row (default: 5)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"{'work':<46}{'fp32 s':>10}{'bf16 s':>10}{'speed-up':>10}")
+    for name, make_fp32, make_bf16 in ROWS:
+        fp32, bf16 = interleaved(make_fp32(), make_bf16(), args.rounds)
+        print(f"{name:<46}{fp32:>10.3f}{bf16:>10.3f}{fp32 / bf16:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()
