@@ -26,6 +26,16 @@ def test_generate_in_bfloat16_on_the_asked_device(run_cli, tiny_model_dir, tmp_p
     assert read_video(out)[0].shape == (5, 64, 64, 3)
 
 
+def test_generate_with_the_stochastic_sampler(run_cli, tiny_model_dir, tmp_path):
+    runs = {}
+    for name, args in (("a", ["--sampler", "sde"]), ("b", ["--sampler", "sde"]), ("c", ["--sampler", "sde", "--eta", "0.3"])):
+        out = tmp_path / f"{name}.gif"
+        result = run_cli("generate", "a red ball", "-o", out, "--model", tiny_model_dir, "--steps", "3", "--num-frames", "5", *args)
+        assert result.returncode == 0, result.stderr
+        runs[name] = read_video(out)[0]
+    assert (runs["a"] == runs["b"]).all() and not (runs["a"] == runs["c"]).all()
+
+
 def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
     out = tmp_path / "image.png"
     result = run_cli("generate", "a blue box", "-o", out, "--num-frames", "1", "--model", tiny_model_dir,
@@ -50,6 +60,7 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--dtype", "int8"], "--dtype"),
         (["--lora", "nowhere"], "--lora nowhere"),
         (["--lora-scale", "nan"], "--lora-scale"),
+        (["--eta", "2"], "--eta"),
     ],
 )
 def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):

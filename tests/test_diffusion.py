@@ -19,6 +19,7 @@ from kinetoscope.diffusion import (
     predict_noise,
     predict_x0,
     sample_euler,
+    sample_euler_sde,
     sample_heun,
     sample_timesteps,
     sampling_timesteps,
@@ -184,6 +185,22 @@ def test_heun_with_few_steps_transports_noise_to_the_data_distribution(steps, sh
     assert _error(x, noise) < tol
     assert torch.allclose(x.mean(0), MU, atol=0.1)
     assert torch.allclose(x.std(0), SIGMA, rtol=0.05)
+
+
+def test_sde_sampler_at_eta_0_is_euler_and_otherwise_still_lands_on_the_data_distribution():
+    noise, ts = _noise(), sampling_timesteps(100)
+    velocity = gaussian_velocity(MU, SIGMA)
+    torch.testing.assert_close(sample_euler_sde(velocity, noise, ts, eta=0.0), sample_euler(velocity, noise, ts))
+    for eta in (0.5, 1.0):
+        x = sample_euler_sde(velocity, noise, ts, eta=eta, generator=torch.Generator().manual_seed(1))
+        assert torch.allclose(x.mean(0), MU, atol=0.1) and torch.allclose(x.std(0), SIGMA, rtol=0.05), eta
+        assert _error(x, noise) > 0.1  # no longer the deterministic transport of this noise
+    again = sample_euler_sde(velocity, noise, ts, generator=torch.Generator().manual_seed(1))
+    other = sample_euler_sde(velocity, noise, ts, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(again, sample_euler_sde(velocity, noise, ts, generator=torch.Generator().manual_seed(1)))
+    assert not torch.equal(again, other)
+    with pytest.raises(ValueError, match="eta"):
+        sample_euler_sde(velocity, noise, ts, eta=1.5)
 
 
 def test_heun_beats_euler_at_ten_steps():

@@ -9,6 +9,7 @@ from kinetoscope.diffusion import (
     add_noise,
     expand_t,
     sample_euler,
+    sample_euler_sde,
     sample_heun,
     sample_with_given,
     sampling_timesteps,
@@ -69,7 +70,12 @@ def test_a_small_strength_keeps_the_input_and_a_full_one_ignores_it():
     torch.testing.assert_close(full, sample_heun(_gaussian(), noise, ts))
 
 
-@pytest.mark.parametrize("sampler", [sample_euler, sample_heun])
+def _sde(*args, **kwargs):
+    """The stochastic sampler, its noise drawn afresh from one seed at every call."""
+    return sample_euler_sde(*args, generator=torch.Generator().manual_seed(3), **kwargs)
+
+
+@pytest.mark.parametrize("sampler", [sample_euler, sample_heun, _sde])
 def test_released_frames_are_held_until_strength_and_given_ones_to_the_end(sampler):
     noise, x_given = _randn(1, 2, 5, 3, 3, seed=5), _randn(1, 2, 5, 3, 3, seed=6)
     given = torch.tensor([True, False, False, False, False]).reshape(1, 1, 5, 1, 1)

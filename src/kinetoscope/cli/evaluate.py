@@ -125,7 +125,7 @@ def run_t2v(args: argparse.Namespace) -> int:
         # Prompts are canonical or parse exactly; upsampling would only re-draw what they name.
         out = pipe(
             [i.prompt for i in items], num_inference_steps=args.steps, guidance_scale=args.guidance,
-            guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler,
+            guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler, eta=args.eta,
             generator=torch.Generator().manual_seed(items[0].seed),
         )  # fmt: skip
         return out.frames
@@ -212,7 +212,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
     generate = pipeline_generator(
         pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler,
+        guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler, eta=args.eta,
     )
     try:
         result = run_conditioning_suite(generate, suite, progress=not args.json)
@@ -279,6 +279,7 @@ def _settings(pipe, args: argparse.Namespace) -> dict:
         guidance_rescale=args.guidance_rescale,
         shift=args.shift,  # None: by the token count
         sampler=args.sampler,
+        eta=args.eta,
     )
     names = {"num_inference_steps": "steps", "guidance_scale": "guidance"}  # the report's names: the options'
     settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}

@@ -64,14 +64,19 @@ def load_pipeline(args: argparse.Namespace):
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--guidance-rescale``, ``--shift`` and ``--sampler``, shared with the evaluations."""
+    """``--guidance-rescale``, ``--shift``, ``--sampler`` and ``--eta``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
                         "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
     parser.add_argument("--shift", type=float, default=None, metavar="S",
                         help="timestep shift of the sampling schedule, above 0; more than 1 spends more steps at "
                         "high noise (default: the model's, else by token count)")  # fmt: skip
-    parser.add_argument("--sampler", choices=("euler", "heun"), default=None, help="ODE sampler (default: the model's, euler)")
+    parser.add_argument("--sampler", choices=("euler", "heun", "sde"), default=None,
+                        help="euler or heun (ODE), or sde: DDIM's stochastic steps, part of the noise redrawn at each "
+                        "(--eta) (default: the model's, euler)")  # fmt: skip
+    parser.add_argument("--eta", type=float, default=None, metavar="E",
+                        help="in [0, 1]: how much noise --sampler sde redraws per step, DDIM's eta: 1 ancestral, 0 Euler "
+                        "(default: the model's, 1)")  # fmt: skip
 
 
 def check_guidance_arguments(args: argparse.Namespace) -> None:
@@ -82,6 +87,8 @@ def check_guidance_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--guidance-rescale: must be in [0, 1], got {args.guidance_rescale}")
     if args.shift is not None and not args.shift > 0:
         raise KinetoscopeError(f"--shift: must be above 0, got {args.shift}")
+    if args.eta is not None and not 0 <= args.eta <= 1:
+        raise KinetoscopeError(f"--eta: must be in [0, 1], got {args.eta}")
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -111,6 +118,7 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
         "shift": args.shift,
         "seed": args.seed,
         "sampler": args.sampler,
+        "eta": args.eta,
         "upsample_prompt": False if args.no_upsample else None,
     }
 

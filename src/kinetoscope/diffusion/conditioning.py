@@ -100,7 +100,10 @@ def sample_with_given(
     given = given_mask if given_mask is not None else torch.zeros_like(release_mask)
     if release_mask is None:
         x = hold_given(noise, x_given, given)
-        return sampler(conditioned_denoiser(denoiser, x_given, given), x, timesteps, progress=progress)
+        x = sampler(conditioned_denoiser(denoiser, x_given, given), x, timesteps, progress=progress)
+        # Exact for any sampler: a stochastic one moves held positions between steps (the model
+        # sees them clean all the same) and brings them back only up to rounding.
+        return hold_given(x, x_given, given)
     if release_mask.dtype != torch.bool or given.dtype != torch.bool:
         raise ValueError(f"masks must be bool, got {given.dtype} and {release_mask.dtype}")
     held = given | release_mask
@@ -111,4 +114,4 @@ def sample_with_given(
     x = torch.where(release_mask, add_noise(x_given, noise, strength).to(x.dtype), x)
     if bool(given.any()):
         denoiser = conditioned_denoiser(denoiser, x_given, given)
-    return sampler(denoiser, x, lower, progress=progress)
+    return hold_given(sampler(denoiser, x, lower, progress=progress), x_given, given)

@@ -113,3 +113,46 @@ def sample_heun(
         if callback is not None:
             callback(i, t_next, x)
     return x.to(noise.dtype)
+
+
+@torch.no_grad()
+def sample_euler_sde(
+    denoiser: Denoiser,
+    noise: Tensor,
+    timesteps: Tensor,
+    callback: StepCallback | None = None,
+    progress: bool = False,
+    *,
+    eta: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """DDIM's stochastic steps (Song et al. 2021, "Denoising Diffusion Implicit Models", eq. 12) on
+    the rectified-flow path ``x_t = (1 - t) x0 + t n``.
+
+    Each step splits ``x`` at time ``t`` into its predicted clean sample ``x0 = x - t v`` and noise
+    ``n = x + (1 - t) v``, and moves to the next time ``s`` with part of the noise drawn afresh:
+    ``x = (1 - s) x0 + sqrt(s^2 - c^2) n + c z``, ``z`` standard normal, ``c = eta * s * sqrt(1 -
+    r^2)`` with ``r = (1 - t) s / ((1 - s) t)``: at ``eta = 1``, ``c`` is the spread of ``x_s``
+    given ``x_t`` and ``x0`` on this path (the ancestral sampler, DDPM's), at ``eta = 0`` this is
+    :func:`sample_euler` exactly. Renewed noise shrinks with the step, so any ``eta`` samples the
+    data distribution as the steps grow. ``z`` is drawn from ``generator`` on its own device and
+    moved, so a seed gives the same video on any device.
+    """
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    _check(noise, timesteps)
+    ts = _times(timesteps, noise)
+    x = noise.to(ts.dtype)
+    for i in _steps(len(ts) - 1, progress):
+        t, s = ts[i], ts[i + 1]
+        v = denoiser(x, t.expand(x.shape[0]))
+        x0, n = x - t * v, x + (1 - t) * v
+        r = (1 - t) * s / ((1 - s) * t)  # < 1 for s < t; 0 on the step to s = 0
+        c = eta * s * (1 - r**2).clamp_min(0).sqrt()
+        x = (1 - s) * x0 + (s**2 - c**2).clamp_min(0).sqrt() * n
+        if eta > 0:
+            z = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device)
+            x = x + c * z.to(device=x.device, dtype=x.dtype)
+        if callback is not None:
+            callback(i, s, x)
+    return x.to(noise.dtype)

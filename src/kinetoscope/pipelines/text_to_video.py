@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_heun, sampling_timesteps, shift_for_tokens
+from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_euler_sde, sample_heun, sampling_timesteps, shift_for_tokens
 from kinetoscope.diffusion.conditioning import sample_with_given
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.patches import patch_grid
@@ -31,7 +32,7 @@ from kinetoscope.transformer import DiffusionTransformer
 from kinetoscope.vae.model import CausalVideoVAE
 
 MODEL_INDEX = "model_index.json"
-SAMPLERS = ("euler", "heun")
+SAMPLERS = ("euler", "heun", "sde")
 
 
 def default_model_dir() -> Path:
@@ -55,6 +56,9 @@ class SamplingDefaults:
     # 66 (paired p = 0.15), within noise, so the default stays.
     shift: float | None = None
     sampler: str = "euler"
+    # How much of the noise the "sde" sampler redraws per step (diffusion.sample_euler_sde; DDIM's eta:
+    # 1 is the ancestral sampler, 0 is Euler).
+    eta: float = 1.0
     num_frames: int = 16
     height: int = 64
     width: int = 64
@@ -73,6 +77,8 @@ class SamplingDefaults:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.guidance_rescale <= 1:
             raise ValueError(f"guidance_rescale must be in [0, 1], got {self.guidance_rescale}")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.shift is not None and not self.shift > 0:
             raise ValueError(f"shift must be positive (or None: by token count), got {self.shift}")
         if not 0 < self.edit_strength <= 1:
@@ -223,7 +229,7 @@ class KinetoscopePipeline:
 
     def check_inputs(
         self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
-        guidance_rescale: float = 0.0, shift: float | None = None,
+        guidance_rescale: float = 0.0, shift: float | None = None, eta: float = 0.0,
     ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
@@ -242,6 +248,8 @@ class KinetoscopePipeline:
             raise ValueError(f"shift must be positive, got {shift}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        if not 0 <= eta <= 1:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
 
     @torch.no_grad()
     def __call__(
@@ -258,6 +266,7 @@ class KinetoscopePipeline:
         generator: torch.Generator | None = None,
         seed: int = 0,
         sampler: str | None = None,
+        eta: float | None = None,
         upsample_prompt: bool | None = None,
         given_latents: torch.Tensor | None = None,
         given_mask: torch.Tensor | None = None,
@@ -270,6 +279,7 @@ class KinetoscopePipeline:
 
         ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
         ``shift`` is the sampling schedule's timestep shift (default: the model's, else by token count).
+        ``eta`` is the share of noise the ``"sde"`` sampler redraws per step (default: the model's).
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
@@ -278,7 +288,7 @@ class KinetoscopePipeline:
         ``output_type="latent"`` returns the latents on the transformer's patch grid, which covers
         more than ``height x width`` where that is not a whole number of patches.
         """
-        num_frames, height, width, steps, scale, rescale, shift, sampler, upsample = self.defaults.resolve(
+        num_frames, height, width, steps, scale, rescale, shift, sampler, eta, upsample = self.defaults.resolve(
             num_frames=num_frames,
             height=height,
             width=width,
@@ -287,9 +297,10 @@ class KinetoscopePipeline:
             guidance_rescale=guidance_rescale,
             shift=shift,
             sampler=sampler,
+            eta=eta,
             upsample_prompts=upsample_prompt,
         ).values()
-        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift)
+        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift, eta)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         if not 0 < strength <= 1:
@@ -327,7 +338,8 @@ class KinetoscopePipeline:
         )
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens) if shift is None else shift, device=device)
-        sample = sample_euler if sampler == "euler" else sample_heun
+        # The sde sampler draws from the generator that drew the noise: one seed fixes the whole video.
+        sample = {"euler": sample_euler, "heun": sample_heun, "sde": partial(sample_euler_sde, eta=eta, generator=generator)}[sampler]
         if given_latents is None:
             latents = sample(denoiser, noise, timesteps, progress=progress)
         else:
