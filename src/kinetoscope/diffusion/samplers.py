@@ -156,3 +156,46 @@ def sample_euler_sde(
         if callback is not None:
             callback(i, s, x)
     return x.to(noise.dtype)
+
+
+@torch.no_grad()
+def sample_euler_renoise(
+    denoiser: Denoiser,
+    noise: Tensor,
+    timesteps: Tensor,
+    callback: StepCallback | None = None,
+    progress: bool = False,
+    *,
+    eta: float = 0.6,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Euler steps that redraw the share ``eta`` of the noise at every step, whatever its size.
+
+    Like :func:`sample_euler_sde` it splits ``x`` into ``x0 = x - t v`` and ``n = x + (1 - t) v``,
+    then moves to ``s`` with ``x = (1 - s) x0 + s (sqrt(1 - eta^2) n + eta z)``. Unlike it, the
+    renewed share does not shrink with the step, so this is not a sampler of the model's
+    distribution: every step pulls the sample toward the model's prediction of the clean clip,
+    and its spread contracts (on a Gaussian, 6% too narrow at 100 steps and eta 0.6). It is kept
+    because the shipped model follows prompts better with it: one-object all-correct 340 of 948
+    (12 suite seeds) against 304 with Euler at the same 24 steps, better or equal on every seed
+    (paired p = 0.012). ``eta = 0`` is :func:`sample_euler`; ``eta = 1`` redraws all the noise
+    (diffusers' ``FlowMatchEulerDiscreteScheduler(stochastic_sampling=True)``; 16 of 79 against
+    25 on suite seed 0).
+    """
+    if not 0 <= eta <= 1:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    _check(noise, timesteps)
+    ts = _times(timesteps, noise)
+    x = noise.to(ts.dtype)
+    keep = (1 - eta**2) ** 0.5
+    for i in _steps(len(ts) - 1, progress):
+        t, s = ts[i], ts[i + 1]
+        v = denoiser(x, t.expand(x.shape[0]))
+        x0, n = x - t * v, x + (1 - t) * v
+        if eta > 0:
+            z = torch.randn(x.shape, generator=generator, device=generator.device if generator else x.device)
+            n = keep * n + eta * z.to(device=x.device, dtype=x.dtype)
+        x = (1 - s) * x0 + s * n
+        if callback is not None:
+            callback(i, s, x)
+    return x.to(noise.dtype)
