@@ -19,7 +19,6 @@ from kinetoscope.diffusion import (
     predict_noise,
     predict_x0,
     sample_euler,
-    sample_euler_renoise,
     sample_euler_sde,
     sample_heun,
     sample_timesteps,
@@ -202,18 +201,6 @@ def test_sde_sampler_at_eta_0_is_euler_and_otherwise_still_lands_on_the_data_dis
     assert not torch.equal(again, other)
     with pytest.raises(ValueError, match="eta"):
         sample_euler_sde(velocity, noise, ts, eta=1.5)
-
-
-def test_renoising_a_fixed_share_at_every_step_narrows_the_distribution_as_documented():
-    noise, ts = _noise(), sampling_timesteps(100)
-    velocity = gaussian_velocity(MU, SIGMA)
-    torch.testing.assert_close(sample_euler_renoise(velocity, noise, ts, eta=0.0), sample_euler(velocity, noise, ts))
-    x = sample_euler_renoise(velocity, noise, ts, eta=0.6, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(x.mean(0), MU, atol=0.1)
-    assert torch.all(x.std(0) < 0.97 * SIGMA) and torch.all(x.std(0) > 0.85 * SIGMA)  # ~6% narrow
-    assert torch.equal(x, sample_euler_renoise(velocity, noise, ts, eta=0.6, generator=torch.Generator().manual_seed(1)))
-    with pytest.raises(ValueError, match="eta"):
-        sample_euler_renoise(velocity, noise, ts, eta=-0.1)
 
 
 def test_heun_beats_euler_at_ten_steps():

@@ -71,12 +71,12 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shift", type=float, default=None, metavar="S",
                         help="timestep shift of the sampling schedule, above 0; more than 1 spends more steps at "
                         "high noise (default: the model's, else by token count)")  # fmt: skip
-    parser.add_argument("--sampler", choices=("euler", "heun", "sde", "renoise"), default=None,
-                        help="euler or heun (ODE); sde: DDIM's stochastic steps; renoise: Euler steps redrawing a "
-                        "fixed share of the noise at each (default: the model's)")  # fmt: skip
+    parser.add_argument("--sampler", choices=("euler", "heun", "sde"), default=None,
+                        help="euler or heun (ODE), or sde: DDIM's stochastic steps, part of the noise redrawn at each "
+                        "(--eta) (default: the model's, euler)")  # fmt: skip
     parser.add_argument("--eta", type=float, default=None, metavar="E",
-                        help="in [0, 1]: how much noise sde (DDIM's eta; default 1) or renoise (the share; default "
-                        "0.6) redraws per step")  # fmt: skip
+                        help="in [0, 1]: how much noise --sampler sde redraws per step, DDIM's eta: 1 ancestral, 0 Euler "
+                        "(default: the model's, 1)")  # fmt: skip
 
 
 def check_guidance_arguments(args: argparse.Namespace) -> None:

@@ -22,7 +22,6 @@ from kinetoscope.diffusion.guidance import cfg_denoiser, classifier_free_guidanc
 from kinetoscope.diffusion.samplers import (
     StepCallback,
     sample_euler,
-    sample_euler_renoise,
     sample_euler_sde,
     sample_heun,
     sampling_timesteps,
@@ -43,7 +42,6 @@ __all__ = [
     "predict_noise",
     "predict_x0",
     "sample_euler",
-    "sample_euler_renoise",
     "sample_euler_sde",
     "sample_heun",
     "sample_timesteps",

@@ -23,15 +23,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from kinetoscope.diffusion import (
-    cfg_denoiser,
-    sample_euler,
-    sample_euler_renoise,
-    sample_euler_sde,
-    sample_heun,
-    sampling_timesteps,
-    shift_for_tokens,
-)
+from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_euler_sde, sample_heun, sampling_timesteps, shift_for_tokens
 from kinetoscope.diffusion.conditioning import sample_with_given
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.patches import patch_grid
@@ -40,9 +32,7 @@ from kinetoscope.transformer import DiffusionTransformer
 from kinetoscope.vae.model import CausalVideoVAE
 
 MODEL_INDEX = "model_index.json"
-SAMPLERS = ("euler", "heun", "sde", "renoise")
-# The eta each stochastic sampler runs with when neither the call nor the model names one.
-SAMPLER_ETA = {"sde": 1.0, "renoise": 0.6}
+SAMPLERS = ("euler", "heun", "sde")
 
 
 def default_model_dir() -> Path:
@@ -66,9 +56,9 @@ class SamplingDefaults:
     # 66 (paired p = 0.15), within noise, so the default stays.
     shift: float | None = None
     sampler: str = "euler"
-    # How much of the noise a stochastic sampler redraws per step: DDIM's eta for "sde"
-    # (diffusion.sample_euler_sde), the share for "renoise" (sample_euler_renoise); None: SAMPLER_ETA's.
-    eta: float | None = None
+    # How much of the noise the "sde" sampler redraws per step (diffusion.sample_euler_sde; DDIM's eta:
+    # 1 is the ancestral sampler, 0 is Euler).
+    eta: float = 1.0
     num_frames: int = 16
     height: int = 64
     width: int = 64
@@ -87,7 +77,7 @@ class SamplingDefaults:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.guidance_rescale <= 1:
             raise ValueError(f"guidance_rescale must be in [0, 1], got {self.guidance_rescale}")
-        if self.eta is not None and not 0 <= self.eta <= 1:
+        if not 0 <= self.eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.shift is not None and not self.shift > 0:
             raise ValueError(f"shift must be positive (or None: by token count), got {self.shift}")
@@ -239,7 +229,7 @@ class KinetoscopePipeline:
 
     def check_inputs(
         self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
-        guidance_rescale: float = 0.0, shift: float | None = None, eta: float | None = None,
+        guidance_rescale: float = 0.0, shift: float | None = None, eta: float = 0.0,
     ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
@@ -258,7 +248,7 @@ class KinetoscopePipeline:
             raise ValueError(f"shift must be positive, got {shift}")
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        if eta is not None and not 0 <= eta <= 1:
+        if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta}")
 
     @torch.no_grad()
@@ -289,8 +279,7 @@ class KinetoscopePipeline:
 
         ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
         ``shift`` is the sampling schedule's timestep shift (default: the model's, else by token count).
-        ``eta`` is how much noise the ``"sde"`` or ``"renoise"`` sampler redraws per step (default: the
-        model's, else the sampler's: ``SAMPLER_ETA``).
+        ``eta`` is the share of noise the ``"sde"`` sampler redraws per step (default: the model's).
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
@@ -349,9 +338,8 @@ class KinetoscopePipeline:
         )
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens) if shift is None else shift, device=device)
-        sample = {"euler": sample_euler, "heun": sample_heun, "sde": sample_euler_sde, "renoise": sample_euler_renoise}[sampler]
-        if sampler in SAMPLER_ETA:  # drawing from the generator that drew the noise: one seed fixes the video
-            sample = partial(sample, eta=SAMPLER_ETA[sampler] if eta is None else eta, generator=generator)
+        # The sde sampler draws from the generator that drew the noise: one seed fixes the whole video.
+        sample = {"euler": sample_euler, "heun": sample_heun, "sde": partial(sample_euler_sde, eta=eta, generator=generator)}[sampler]
         if given_latents is None:
             latents = sample(denoiser, noise, timesteps, progress=progress)
         else:
