@@ -73,7 +73,7 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
                         "high noise (default: the model's, else by token count)")  # fmt: skip
     parser.add_argument("--sampler", choices=("euler", "heun", "sde"), default=None,
                         help="euler or heun (ODE), or sde: DDIM's stochastic steps, part of the noise redrawn at each "
-                        "(--eta) (default: the model's, euler)")  # fmt: skip
+                        "(--eta) (default: the model's; the shipped one: sde)")  # fmt: skip
     parser.add_argument("--eta", type=float, default=None, metavar="E",
                         help="in [0, 1]: how much noise --sampler sde redraws per step, DDIM's eta: 1 ancestral, 0 Euler "
                         "(default: the model's, 1)")  # fmt: skip
