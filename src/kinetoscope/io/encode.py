@@ -35,7 +35,8 @@ def write_mp4(target: Path, first: np.ndarray, rest: Iterator[np.ndarray], fps: 
     with av.open(str(target), "w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=rate_fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf)}
+        # One encoder thread: with several, libx264 gave other bytes in 2 of 8 writes of the same frames here.
+        stream.options = {"crf": str(crf), "threads": "1"}
         for index, frame in enumerate(itertools.chain([first], rest)):
             # Converting to yuv420p ourselves, not inside stream.encode, makes the output
             # byte-identical run to run: the encoder's implicit conversion varied at edge pixels.
