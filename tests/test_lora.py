@@ -126,6 +126,10 @@ def test_a_lora_fine_tune_trains_only_the_adapters_resumes_and_exports_merged(tm
 def test_lora_needs_a_model_to_adapt():
     with pytest.raises(ValueError, match="init_from"):
         _config(lora_rank=4)
+    with pytest.raises(ValueError, match="lora_alpha needs a lora_rank"):
+        _config(lora_alpha=2.0)
+    with pytest.raises(ValueError, match="above 0"):
+        _config(lora_rank=4, lora_alpha=-1.0, init_from="somewhere")
 
 
 def test_the_command_line_trains_an_adapter_and_generates_with_it(tmp_path, capsys):

@@ -125,8 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vae.add_argument("--lavfi-weight", type=float, default=0.1, help="share of lavfi test patterns (default: 0.1)")
     vae.add_argument("--export", type=Path, default=None, help="folder for the final model (default: RUN_DIR/final)")
     vae.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default: auto)")
-    vae.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                     help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too (faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; much slower without); fp32 everywhere (default: auto)")  # fmt: skip
+    train_dit.add_precision_argument(vae)
     vae.add_argument(
         "--threads",
         type=int,

@@ -100,8 +100,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--seed", type=int, default=0, help="seed of initialisation and batches (default: 0)")
     dit.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default: 200)")
     dit.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, ... (default: auto)")
-    dit.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                     help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too (faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; much slower without); fp32 everywhere (default: auto)")  # fmt: skip
+    add_precision_argument(dit)
     dit.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: 0, one per core)")
     dit.add_argument("--gradient-checkpointing", action="store_true",
                      help="recompute each transformer block's activations in the backward pass: less memory per "
@@ -111,6 +110,15 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      "(FSDP) instead of a whole copy in each (DDP); the same training, for models too large to copy")  # fmt: skip
     dit.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     dit.set_defaults(func=run_dit)
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision``, shared with ``train vae`` (training.run.PRECISIONS; spelt out here so that
+    building the parser does not import torch)."""
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too "
+                        "(faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; "
+                        "much slower without); fp32 everywhere (default: auto)")  # fmt: skip
 
 
 def _patch_size(text: str) -> tuple[int, int, int]:

@@ -143,7 +143,9 @@ class KinetoscopePipeline:
         """Move every component to a device and/or floating-point dtype, diffusers-style:
         ``pipe.to("cuda")``, ``pipe.to(torch.bfloat16)``, ``pipe.to("cuda", torch.bfloat16)``.
         Returns the pipeline. The sampler's state and the decoded frames stay float32 whatever the
-        weights' dtype; on a CPU, bfloat16 is slower than float32 (it is for GPUs)."""
+        weights' dtype. On a CPU, bfloat16 is faster only where the CPU has bf16 matrix units (Intel
+        AMX: 1.23x for sampling here) and many times slower elsewhere; ``benchmarks/precision.py``
+        measures it."""
         for arg in args:
             if isinstance(arg, torch.dtype):
                 dtype = arg

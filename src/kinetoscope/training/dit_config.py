@@ -128,6 +128,8 @@ class DiTTrainConfig:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.lora_rank < 0 or (self.lora_rank and self.init_from is None):
             raise ValueError(f"lora_rank must be 0 (off) or adapt an init_from model; got {self.lora_rank} without one")
+        if self.lora_alpha is not None and not (self.lora_rank and self.lora_alpha > 0):
+            raise ValueError(f"lora_alpha needs a lora_rank and must be above 0; got {self.lora_alpha} at rank {self.lora_rank}")
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
