@@ -268,6 +268,8 @@ def run_dit(args: argparse.Namespace) -> int:
         if args.init_from is not None and getattr(args, flag) is not None:
             raise KinetoscopeError(f"--init-from keeps the model's own architecture; it excludes --{flag.replace('_', '-')}")
     if args.export_now:
+        from kinetoscope.cli.train_dit_export import export_now
+
         return export_now(args)
     if args.lora_rank is not None or args.lora_alpha is not None:
         if args.init_from is None:
@@ -306,6 +308,7 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
     """The body of ``run_dit`` once the device (and the process group) are set: in a process
     group rank 0 builds the latent cache while the others wait, every process trains its share,
     and rank 0 prints and exports."""
+    from kinetoscope.cli.train_dit_export import save_model, vae_folder, vae_mismatch
     from kinetoscope.data.latent_cache import hold_out_sources, load_buckets, vae_fingerprint
     from kinetoscope.data.shapes_latents import build_shapes_latents, load_shapes_latents, validation_config
     from kinetoscope.errors import KinetoscopeError
@@ -316,9 +319,9 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
     if config.fsdp and world.size == 1:
         print("note: --fsdp shards the model over several processes, and this is one; start it with torchrun "
               "--nproc_per_node N -m kinetoscope train dit ... (training goes on unsharded)")  # fmt: skip
-    vae = CausalVideoVAE.from_pretrained(_vae_folder(args.vae, args.init_from), device=device)
+    vae = CausalVideoVAE.from_pretrained(vae_folder(args.vae, args.init_from), device=device)
     if args.init_from is not None and config.model.in_channels != vae.latent_channels:
-        raise KinetoscopeError(_vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
+        raise KinetoscopeError(vae_mismatch(args.init_from, config.model.in_channels, vae.latent_channels))
     weights, validation = None, None
     if args.data is not None:
         # A curated cache: its buckets are whatever shapes it holds, drawn in proportion to their clips.
@@ -366,62 +369,6 @@ def _cache_train_export(args: argparse.Namespace, config, text_dim: int | None, 
     if result.val_losses:
         step, val = result.val_losses[-1]
         print(f"validation loss at step {step}: {val:.4f} ({validation.latents.shape[0]} clips the run never trained on)")
-    export = _save_model(args, vae.cpu(), ema_denoiser(result), config)
+    export = save_model(args, vae.cpu(), ema_denoiser(result), config)
     print(f"exported to {export}")
-    return 0
-
-
-def _save_model(args: argparse.Namespace, vae, denoiser, config) -> Path:
-    """Write the VAE and the trained pair as a model folder at ``--export`` (default RUN_DIR/final)."""
-    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, SamplingDefaults
-
-    from kinetoscope.transformer.lora import has_lora, merge_lora, save_lora
-
-    export = args.export or args.run_dir / "final"
-    if has_lora(denoiser.transformer):  # the adapters alone, then folded into the exported model
-        save_lora(denoiser.transformer, export / "lora")
-        merge_lora(denoiser.transformer)
-    pipe = KinetoscopePipeline(vae, denoiser.transformer, denoiser.text_encoder, SamplingDefaults(held_out=config.data.held_out))
-    pipe.save_pretrained(export)
-    return export
-
-
-def _vae_folder(vae: Path | None, init_from: Path | None) -> Path:
-    """``--vae``; else the VAE inside the ``--init-from`` model folder, whose latents its transformer
-    was trained on; else the shipped one."""
-    from kinetoscope.pipelines.text_to_video import default_model_dir
-
-    if vae is not None:
-        return vae
-    if init_from is not None and (init_from / "vae" / "config.json").is_file():
-        return init_from / "vae"
-    return default_model_dir() / "vae"
-
-
-def _vae_mismatch(source: Path, model_channels: int, vae_channels: int) -> str:
-    return (f"{source}: the transformer reads {model_channels}-channel latents but this VAE makes {vae_channels}; "
-            "pass --vae the VAE it was trained with")  # fmt: skip
-
-
-def export_now(args: argparse.Namespace) -> int:
-    """``--export-now``: the newest checkpoint's EMA weights as a model folder, no training."""
-    from kinetoscope.errors import KinetoscopeError
-    from kinetoscope.training.dit import load_run_ema
-    from kinetoscope.vae.model import CausalVideoVAE
-
-    if not args.run_dir.is_dir():
-        raise KinetoscopeError(f"--run-dir {args.run_dir}: no such folder")
-    try:
-        denoiser, config, step = load_run_ema(args.run_dir)
-    except ValueError as err:
-        raise KinetoscopeError(str(err)) from None
-    init_from = Path(config.init_from) if config.init_from else None
-    folder = _vae_folder(args.vae or (Path(config.vae) if config.vae else None), init_from)
-    if not (folder / "config.json").is_file():
-        raise KinetoscopeError(f"{args.run_dir}: trained on the VAE in {folder}, which is gone; pass --vae")
-    vae = CausalVideoVAE.from_pretrained(folder)
-    if config.model.in_channels != vae.latent_channels:
-        raise KinetoscopeError(_vae_mismatch(args.run_dir, config.model.in_channels, vae.latent_channels))
-    export = _save_model(args, vae, denoiser, config)
-    print(f"exported the EMA weights of step {step} of {config.steps} to {export}")
     return 0
