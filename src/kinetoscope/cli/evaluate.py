@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kinetoscope.cli import evaluate_diagnostics
-from kinetoscope.cli.generate import add_guidance_arguments, add_placement_arguments, check_guidance_arguments, load_pipeline
+from kinetoscope.cli.generate import (
+    add_guidance_arguments,
+    add_placement_arguments,
+    check_guidance_arguments,
+    guidance_kwargs,
+    load_pipeline,
+)
 from kinetoscope.errors import KinetoscopeError
 
 # The longest Shapes World clip; a longer file is judged on its first frames.
@@ -123,11 +129,7 @@ def run_t2v(args: argparse.Namespace) -> int:
 
     def generate(items):
         # Prompts are canonical or parse exactly; upsampling would only re-draw what they name.
-        out = pipe(
-            [i.prompt for i in items], num_inference_steps=args.steps, guidance_scale=args.guidance,
-            guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler, eta=args.eta,
-            generator=torch.Generator().manual_seed(items[0].seed),
-        )  # fmt: skip
+        out = pipe([i.prompt for i in items], generator=torch.Generator().manual_seed(items[0].seed), **guidance_kwargs(args))
         return out.frames
 
     result = run_suite(generate, suite, progress=not args.json)
@@ -210,10 +212,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
 
     pipe = load_pipeline(args)
     suite = build_conditioning_suite(args.per_task, tasks, seed=args.seed)
-    generate = pipeline_generator(
-        pipe, args.strength, num_inference_steps=args.steps, guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale, shift=args.shift, sampler=args.sampler, eta=args.eta,
-    )
+    generate = pipeline_generator(pipe, args.strength, **guidance_kwargs(args))
     try:
         result = run_conditioning_suite(generate, suite, progress=not args.json)
     except ValueError as err:
@@ -273,14 +272,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _settings(pipe, args: argparse.Namespace) -> dict:
     """What a suite was generated with, the model's defaults filled in: a JSON report says how it was made."""
-    resolved = pipe.defaults.resolve(
-        num_inference_steps=args.steps,
-        guidance_scale=args.guidance,
-        guidance_rescale=args.guidance_rescale,
-        shift=args.shift,  # None: by the token count
-        sampler=args.sampler,
-        eta=args.eta,
-    )
+    resolved = pipe.defaults.resolve(**guidance_kwargs(args))  # shift None: by the token count
     names = {"num_inference_steps": "steps", "guidance_scale": "guidance"}  # the report's names: the options'
     settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}
     settings |= {names.get(name, name): value for name, value in resolved.items()}

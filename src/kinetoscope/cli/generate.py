@@ -108,18 +108,26 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
     check_guidance_arguments(args)
 
 
-def sampling_kwargs(args: argparse.Namespace) -> dict:
-    """The pipeline arguments the shared options set."""
+def guidance_kwargs(args: argparse.Namespace) -> dict:
+    """The pipeline arguments that ``--steps --guidance`` and :func:`add_guidance_arguments`' options set
+    (None: the model's default), shared with the evaluations."""
     return {
-        "negative_prompt": args.negative_prompt,
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "guidance_rescale": args.guidance_rescale,
         "shift": args.shift,
-        "seed": args.seed,
         "sampler": args.sampler,
         "eta": args.eta,
+    }
+
+
+def sampling_kwargs(args: argparse.Namespace) -> dict:
+    """The pipeline arguments the shared options set."""
+    return {
+        "negative_prompt": args.negative_prompt,
+        "seed": args.seed,
         "upsample_prompt": False if args.no_upsample else None,
+        **guidance_kwargs(args),
     }
 
 
