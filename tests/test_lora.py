@@ -3,6 +3,8 @@ and a fine-tune that trains them alone (``train dit --lora-rank``), resumable, e
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -152,7 +154,17 @@ def test_the_command_line_trains_an_adapter_and_generates_with_it(tmp_path, caps
         videos[name] = read_video(out)[0]
     assert (videos["merged"] == videos["adapter"]).all()  # the folder's adapter is what the export merged
     assert not (videos["merged"] == videos["base"]).all()
+    # The evaluations take the adapter too, and say so in their settings.
     capsys.readouterr()
+    reports = {}
+    for name, model in (("merged", ["--model", tmp_path / "lora" / "final"]),
+                        ("adapter", ["--model", tmp_path / "base" / "final", "--lora", adapter, "--lora-scale", "1"])):  # fmt: skip
+        assert main(["eval", "t2v", "--per-group", "1", "--steps", "2", "--json", *map(str, model)]) == 0
+        reports[name] = json.loads(capsys.readouterr().out)
+    assert reports["adapter"]["settings"]["lora"] == str(adapter) and "lora" not in reports["merged"]["settings"]
+    assert reports["adapter"]["rows"] == reports["merged"]["rows"]
+    assert main(["eval", "t2v", "--lora", str(tmp_path / "nowhere")]) == 2
+    assert "--lora" in capsys.readouterr().err
     assert main([*debug, "--run-dir", str(tmp_path / "bad"), "--lora-rank", "2"]) == 2
     assert "--lora-rank adapts a trained model: it needs --init-from" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

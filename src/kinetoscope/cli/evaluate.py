@@ -18,8 +18,10 @@ from pathlib import Path
 from kinetoscope.cli import evaluate_diagnostics
 from kinetoscope.cli.generate import (
     add_guidance_arguments,
+    add_model_arguments,
     add_placement_arguments,
     check_guidance_arguments,
+    check_model_arguments,
     guidance_kwargs,
     load_pipeline,
 )
@@ -97,7 +99,7 @@ def _register_t2v(subparsers: argparse._SubParsersAction) -> None:
         "combinations held out of the model's training) and judge every clip with the analyzer; prints "
         "per-attribute and all-correct accuracy for one-object and two-object prompts.",
     )
-    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    add_model_arguments(parser)
     parser.add_argument("--per-group", type=int, default=24, help="prompts per (object count, kind) group (default: 24)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
     parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: the model's)")
@@ -118,8 +120,7 @@ def run_t2v(args: argparse.Namespace) -> int:
     if args.misses < 0:
         raise KinetoscopeError(f"--misses: must be 0 or more, got {args.misses}")
     check_guidance_arguments(args)
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
+    check_model_arguments(args)
     import torch
 
     from kinetoscope.evaluation.t2v import build_suite, run_suite
@@ -176,7 +177,7 @@ def _register_conditioning(subparsers: argparse._SubParsersAction) -> None:
         "extend-backward, connect, edit, long (64 frames grown by extension). Prints per task the share of "
         "cases passed.",
     )
-    parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
+    add_model_arguments(parser)
     parser.add_argument("--per-task", type=int, default=20, help="cases per task (default: 20)")
     parser.add_argument("--tasks", default="all", help="comma-separated tasks to run (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's)")
@@ -202,8 +203,7 @@ def run_conditioning(args: argparse.Namespace) -> int:
     if args.strength is not None and not 0 < args.strength <= 1:
         raise KinetoscopeError(f"--strength: must be in (0, 1], got {args.strength}")
     check_guidance_arguments(args)
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
+    check_model_arguments(args)
     from kinetoscope.evaluation.conditioning_suite import (
         build_conditioning_suite,
         pipeline_generator,
@@ -277,6 +277,8 @@ def _settings(pipe, args: argparse.Namespace) -> dict:
     settings = {"model": str(args.model) if args.model is not None else "shipped", "seed": args.seed}
     settings |= {names.get(name, name): value for name, value in resolved.items()}
     settings |= {"device": str(pipe.device), "dtype": str(pipe.dtype).removeprefix("torch.")}
+    if args.lora is not None:
+        settings |= {"lora": str(args.lora), "lora_scale": args.lora_scale}
     if hasattr(args, "strength"):  # eval conditioning's edits
         settings |= {"strength": pipe.defaults.resolve(edit_strength=args.strength)["edit_strength"]}
     return settings

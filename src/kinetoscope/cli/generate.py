@@ -26,12 +26,31 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
+    add_model_arguments(parser)
+    add_placement_arguments(parser)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--lora`` and ``--lora-scale``: which weights a command samples (see :func:`load_pipeline`)."""
     parser.add_argument("--model", type=Path, default=None, help="model folder from 'kinetoscope train dit' (default: the shipped model)")
     parser.add_argument("--lora", type=Path, default=None, metavar="DIR",
                         help="adapt the model with a LoRA adapter folder ('train dit --lora-rank' writes EXPORT/lora)")  # fmt: skip
     parser.add_argument("--lora-scale", type=float, default=1.0, metavar="S",
                         help="how strongly --lora adapts: 0 not at all, 1 as trained (default: 1)")  # fmt: skip
-    add_placement_arguments(parser)
+
+
+def check_model_arguments(args: argparse.Namespace) -> None:
+    """Refuse a missing ``--model`` or ``--lora`` folder, a bad ``--lora-scale`` or ``--threads``, before anything loads."""
+    from kinetoscope.errors import KinetoscopeError
+
+    if args.model is not None and not args.model.is_dir():
+        raise KinetoscopeError(f"--model {args.model}: not a folder")
+    if args.threads < 0:
+        raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
+    if args.lora is not None and not args.lora.is_dir():
+        raise KinetoscopeError(f"--lora {args.lora}: not a folder")
+    if not math.isfinite(args.lora_scale):
+        raise KinetoscopeError(f"--lora-scale: must be a finite number, got {args.lora_scale}")
 
 
 def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +77,7 @@ def load_pipeline(args: argparse.Namespace):
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = KinetoscopePipeline.from_pretrained(args.model, device=device)
-    if getattr(args, "lora", None) is not None:
+    if args.lora is not None:
         pipe.load_lora_weights(args.lora, args.lora_scale)  # fused in float32, then cast with the rest
     return pipe.to(dtype=getattr(torch, args.dtype))
 
@@ -97,14 +116,7 @@ def check_sampling_arguments(args: argparse.Namespace) -> None:
 
     if not args.prompt.strip():
         raise KinetoscopeError("PROMPT: is empty; say what to show, e.g. 'a red ball moving left'")
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
-    if args.threads < 0:
-        raise KinetoscopeError(f"--threads: must be 0 or more, got {args.threads}")
-    if args.lora is not None and not args.lora.is_dir():
-        raise KinetoscopeError(f"--lora {args.lora}: not a folder")
-    if not math.isfinite(args.lora_scale):
-        raise KinetoscopeError(f"--lora-scale: must be a finite number, got {args.lora_scale}")
+    check_model_arguments(args)
     check_guidance_arguments(args)
 
 
