@@ -61,6 +61,8 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--lora", "nowhere"], "--lora nowhere"),
         (["--lora-scale", "nan"], "--lora-scale"),
         (["--eta", "2"], "--eta"),
+        (["--guidance-interval", "0.5,0.2"], "--guidance-interval"),
+        (["--guidance-interval", "0.5"], "--guidance-interval"),
     ],
 )
 def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):

@@ -302,6 +302,28 @@ def test_cfg_with_scale_one_is_the_conditional_denoiser():
     assert torch.equal(guided, plain)
 
 
+def test_cfg_interval_guides_inside_it_and_calls_once_outside():
+    x, cond, uncond = _noise((3, 4), 17), {"text": _noise((3, 5, 8), 18) + 1.0}, {"text": torch.zeros(3, 5, 8)}
+    calls: list[int] = []
+    model = _text_model(calls)
+    guided = cfg_denoiser(model, cond, uncond, scale=4.0, interval=(0.3, 0.8))
+    for at, inside in ((0.2, False), (0.3, True), (0.5, True), (0.8, True), (0.9, False)):
+        t = torch.full((3,), at)
+        calls.clear()
+        expected = cfg_denoiser(model, cond, uncond, 4.0)(x, t) if inside else model(x, t, **cond)
+        calls.clear()
+        torch.testing.assert_close(guided(x, t), expected)
+        assert calls == ([6] if inside else [3])
+    # Per-token times (given tokens at 0): the step's time is the largest.
+    t = torch.tensor([0.0, 0.5, 0.5, 0.5]).expand(3, 4)
+    calls.clear()
+    guided(x, t)
+    assert calls == [6]
+    for bad in ((0.5, 0.5), (-0.1, 0.5), (0.2, 1.1), (0.1,)):
+        with pytest.raises(ValueError, match="guidance interval"):
+            cfg_denoiser(model, cond, uncond, scale=4.0, interval=bad)
+
+
 @pytest.mark.parametrize("rescale", [0.0, 0.7, 1.0])
 def test_guidance_rescale_matches_diffusers_and_pulls_the_spread_back(rescale):
     guider_utils = pytest.importorskip("diffusers.guiders.guider_utils")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pytest
 import torch
@@ -108,11 +109,36 @@ def test_a_size_the_patches_do_not_tile_is_sampled_on_a_larger_grid_and_cropped(
         ({"shift": -1.0}, "shift"),
         ({"sampler": "ddim"}, "sampler"),
         ({"output_type": "gif"}, "output_type"),
+        ({"guidance_interval": (0.5, 0.2)}, "guidance interval"),
+        ({"guidance_interval": (0.0, 1.5)}, "guidance interval"),
     ],
 )
 def test_bad_arguments_name_themselves(pipe, kwargs, message):
     with pytest.raises(ValueError, match=message):
         pipe("a red ball", **kwargs)
+
+
+def test_a_guidance_interval_guides_only_its_steps(pipe, tmp_path):
+    kwargs = {"num_frames": 1, "seed": 0, "upsample_prompt": False, "output_type": "latent", "num_inference_steps": 4,
+              "guidance_scale": 5.0}  # fmt: skip
+    guided = pipe("a red ball", **kwargs).frames
+    assert torch.equal(pipe("a red ball", guidance_interval=(0.0, 1.0), **kwargs).frames, guided)
+    # Steps start at t = 1, 0.75, 0.5, 0.25: an interval that holds none of them is no guidance at all.
+    plain = pipe("a red ball", **{**kwargs, "guidance_scale": 1.0}).frames
+    assert torch.equal(pipe("a red ball", guidance_interval=(0.8, 0.9), **kwargs).frames, plain)
+    some = pipe("a red ball", guidance_interval=(0.4, 1.0), **kwargs).frames
+    assert (some - guided).abs().max() > 1e-4 and (some - plain).abs().max() > 1e-4
+    # A model's default interval travels with its folder.
+    pipe.save_pretrained(tmp_path / "model")
+    index = tmp_path / "model" / "model_index.json"
+    stored = json.loads(index.read_text())
+    stored["defaults"]["guidance_interval"] = [0.4, 1.0]
+    index.write_text(json.dumps(stored))
+    loaded = KinetoscopePipeline.from_pretrained(tmp_path / "model")
+    assert loaded.defaults.guidance_interval == (0.4, 1.0)
+    assert torch.equal(loaded("a red ball", **kwargs).frames, some)
+    with pytest.raises(ValueError, match="guidance interval"):
+        SamplingDefaults(guidance_interval=(1.0, 0.0))
 
 
 def test_save_and_load_round_trip(pipe, tmp_path):

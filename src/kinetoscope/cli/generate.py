@@ -83,10 +83,13 @@ def load_pipeline(args: argparse.Namespace):
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--guidance-rescale``, ``--shift``, ``--sampler`` and ``--eta``, shared with the evaluations."""
+    """``--guidance-rescale``, ``--guidance-interval``, ``--shift``, ``--sampler`` and ``--eta``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
                         "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
+    parser.add_argument("--guidance-interval", type=guidance_interval, default=None, metavar="LO,HI",
+                        help="guide only the steps whose time t (1 noise, 0 clean) is in [LO, HI]; the others make one "
+                        "model call instead of two (default: the model's; 0,1 guides every step)")  # fmt: skip
     parser.add_argument("--shift", type=float, default=None, metavar="S",
                         help="timestep shift of the sampling schedule, above 0; more than 1 spends more steps at "
                         "high noise (default: the model's, else by token count)")  # fmt: skip
@@ -96,6 +99,17 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eta", type=float, default=None, metavar="E",
                         help="in [0, 1]: how much noise --sampler sde redraws per step, DDIM's eta: 1 ancestral, 0 Euler "
                         "(default: the model's, 1)")  # fmt: skip
+
+
+def guidance_interval(text: str) -> tuple[float, float]:
+    """'0.3,1' -> (0.3, 1.0) for argparse (a bad value exits 2 with argparse's one-line message)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not 0 <= values[0] < values[1] <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LO,HI with 0 <= LO < HI <= 1, e.g. 0.3,1")
+    return values  # type: ignore[return-value]
 
 
 def check_guidance_arguments(args: argparse.Namespace) -> None:
@@ -127,6 +141,7 @@ def guidance_kwargs(args: argparse.Namespace) -> dict:
         "num_inference_steps": args.steps,
         "guidance_scale": args.guidance,
         "guidance_rescale": args.guidance_rescale,
+        "guidance_interval": args.guidance_interval,
         "shift": args.shift,
         "sampler": args.sampler,
         "eta": args.eta,

@@ -25,6 +25,7 @@ from einops import rearrange
 
 from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_euler_sde, sample_heun, sampling_timesteps, shift_for_tokens
 from kinetoscope.diffusion.conditioning import sample_with_given
+from kinetoscope.diffusion.guidance import check_interval
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.patches import patch_grid
 from kinetoscope.text import HFTextEncoder, TextEncoder, WordTextEncoder
@@ -49,6 +50,9 @@ class SamplingDefaults:
     # diffusers' name; 0 is plain guidance. Measured on the shipped model (eval t2v --per-group 32):
     # rescale 0 / 0.3 / 0.7 / 1.0 gave one-object all-correct 25 / 22 / 24 / 21 of 79.
     guidance_rescale: float = 0.0
+    # Guide only the steps whose time t lies in [lo, hi] (None: every step); the others make one
+    # conditional call, so a step outside costs half.
+    guidance_interval: tuple[float, float] | None = None
     # Timestep shift of the sampling schedule (SD3's t' = s t / (1 + (s - 1) t); diffusers'
     # FlowMatchEulerDiscreteScheduler(shift=s)); None: by the token count, as in training
     # (diffusion.shift_for_tokens: 1 at the 80 tokens of a 16-frame 64 x 64 clip). Shift 3 on the
@@ -81,6 +85,9 @@ class SamplingDefaults:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 0 <= self.guidance_rescale <= 1:
             raise ValueError(f"guidance_rescale must be in [0, 1], got {self.guidance_rescale}")
+        if self.guidance_interval is not None:
+            self.guidance_interval = tuple(self.guidance_interval)  # JSON gives a list
+        check_interval(self.guidance_interval)
         if not 0 <= self.eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.shift is not None and not self.shift > 0:
@@ -236,6 +243,7 @@ class KinetoscopePipeline:
     def check_inputs(
         self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
         guidance_rescale: float = 0.0, shift: float | None = None, eta: float = 0.0,
+        guidance_interval: tuple[float, float] | None = None,
     ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
@@ -256,6 +264,7 @@ class KinetoscopePipeline:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         if not 0 <= eta <= 1:
             raise ValueError(f"eta must be in [0, 1], got {eta}")
+        check_interval(guidance_interval)
 
     @torch.no_grad()
     def __call__(
@@ -268,6 +277,7 @@ class KinetoscopePipeline:
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
         guidance_rescale: float | None = None,
+        guidance_interval: tuple[float, float] | None = None,
         shift: float | None = None,
         generator: torch.Generator | None = None,
         seed: int = 0,
@@ -284,6 +294,8 @@ class KinetoscopePipeline:
         """Sample one video per prompt.
 
         ``generator`` (or else ``seed``) fixes the noise; the same seed gives the same video.
+        ``guidance_interval`` ``(lo, hi)`` guides only the steps whose time is in ``[lo, hi]``
+        (default: the model's; ``(0, 1)`` guides every step).
         ``shift`` is the sampling schedule's timestep shift (default: the model's, else by token count).
         ``eta`` is the share of noise the ``"sde"`` sampler redraws per step (default: the model's).
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
@@ -294,19 +306,20 @@ class KinetoscopePipeline:
         ``output_type="latent"`` returns the latents on the transformer's patch grid, which covers
         more than ``height x width`` where that is not a whole number of patches.
         """
-        num_frames, height, width, steps, scale, rescale, shift, sampler, eta, upsample = self.defaults.resolve(
+        num_frames, height, width, steps, scale, rescale, interval, shift, sampler, eta, upsample = self.defaults.resolve(
             num_frames=num_frames,
             height=height,
             width=width,
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             guidance_rescale=guidance_rescale,
+            guidance_interval=guidance_interval,
             shift=shift,
             sampler=sampler,
             eta=eta,
             upsample_prompts=upsample_prompt,
         ).values()
-        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift, eta)
+        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift, eta, interval)
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         if not 0 < strength <= 1:
@@ -341,6 +354,7 @@ class KinetoscopePipeline:
             {"text": uncond.hidden, "text_mask": uncond.mask},
             scale,
             rescale,
+            interval,
         )
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens) if shift is None else shift, device=device)
