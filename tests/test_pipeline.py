@@ -121,22 +121,25 @@ def test_bad_arguments_name_themselves(pipe, kwargs, message):
 def test_a_guidance_interval_guides_only_its_steps(pipe, tmp_path):
     kwargs = {"num_frames": 1, "seed": 0, "upsample_prompt": False, "output_type": "latent", "num_inference_steps": 4,
               "guidance_scale": 5.0}  # fmt: skip
-    guided = pipe("a red ball", **kwargs).frames
-    assert torch.equal(pipe("a red ball", guidance_interval=(0.0, 1.0), **kwargs).frames, guided)
+    guided = pipe("a red ball", guidance_interval=(0.0, 1.0), **kwargs).frames
     # Steps start at t = 1, 0.75, 0.5, 0.25: an interval that holds none of them is no guidance at all.
     plain = pipe("a red ball", **{**kwargs, "guidance_scale": 1.0}).frames
     assert torch.equal(pipe("a red ball", guidance_interval=(0.8, 0.9), **kwargs).frames, plain)
     some = pipe("a red ball", guidance_interval=(0.4, 1.0), **kwargs).frames
     assert (some - guided).abs().max() > 1e-4 and (some - plain).abs().max() > 1e-4
+    # The default, [0.3, 1], guides the same three steps here.
+    assert SamplingDefaults().guidance_interval == (0.3, 1.0)
+    assert torch.equal(pipe("a red ball", **kwargs).frames, some)
     # A model's default interval travels with its folder.
     pipe.save_pretrained(tmp_path / "model")
     index = tmp_path / "model" / "model_index.json"
     stored = json.loads(index.read_text())
-    stored["defaults"]["guidance_interval"] = [0.4, 1.0]
+    assert stored["defaults"]["guidance_interval"] == [0.3, 1.0]
+    stored["defaults"]["guidance_interval"] = [0.8, 0.9]
     index.write_text(json.dumps(stored))
     loaded = KinetoscopePipeline.from_pretrained(tmp_path / "model")
-    assert loaded.defaults.guidance_interval == (0.4, 1.0)
-    assert torch.equal(loaded("a red ball", **kwargs).frames, some)
+    assert loaded.defaults.guidance_interval == (0.8, 0.9)
+    assert torch.equal(loaded("a red ball", **kwargs).frames, plain)
     with pytest.raises(ValueError, match="guidance interval"):
         SamplingDefaults(guidance_interval=(1.0, 0.0))
 

@@ -1,9 +1,10 @@
 """``kinetoscope generate PROMPT -o OUT``: a video (or, with ``--num-frames 1``, an image) from text,
 or with ``--image IMG`` from an image that becomes frame ``--image-frame``.
 
-Also home of the options every generating command shares (``--model --steps --guidance --guidance-rescale --shift --seed
---negative-prompt --sampler --no-upsample --threads``): ``extend``, ``connect`` and ``edit`` add
-them with :func:`add_sampling_arguments` and load the model with :func:`load_pipeline`.
+Also home of the options every generating command shares (``--model --steps --guidance
+--guidance-rescale --guidance-interval --shift --seed --negative-prompt --sampler --no-upsample
+--threads``): ``extend``, ``connect`` and ``edit`` add them with :func:`add_sampling_arguments` and
+load the model with :func:`load_pipeline`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     """The model and sampling options of every generating command."""
-    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 24)")
+    parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, 16)")
     parser.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
     add_guidance_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
