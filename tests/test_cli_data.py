@@ -95,6 +95,16 @@ def test_demo_writes_clips_metadata_and_a_contact_sheet(run_cli, tmp_path: Path)
     assert sheet.shape[0] > 8 * 128 and sheet.shape[1] >= 6 * 128
 
 
+def test_demo_generates_from_prompts_with_a_model(run_cli, tiny_model_dir, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = run_cli("demo", "--out", out, "--model", tiny_model_dir)
+    assert result.returncode == 0, result.stderr
+    assert "6 videos generated" in result.stdout
+    videos = sorted((out / "videos").iterdir())
+    assert len(videos) == 6 and read_video(videos[0])[0].shape == (16, 64, 64, 3)
+    assert read_image(out / "contact_sheet.png").shape[0] > 6 * 64
+
+
 def test_demo_rejects_a_file_as_output_folder(run_cli, tmp_path: Path) -> None:
     (tmp_path / "f").write_text("")
     result = run_cli("demo", "--out", tmp_path / "f")

@@ -78,7 +78,7 @@ def load_pipeline(args: argparse.Namespace):
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = KinetoscopePipeline.from_pretrained(args.model, device=device)
-    if args.lora is not None:
+    if getattr(args, "lora", None) is not None:  # demo has no --lora
         pipe.load_lora_weights(args.lora, args.lora_scale)  # fused in float32, then cast with the rest
     return pipe.to(dtype=getattr(torch, args.dtype))
 
