@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+from _timing import time_interleaved
 
 from kinetoscope.patches import patchify
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
@@ -141,22 +142,6 @@ def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))
     return model
-
-
-def time_interleaved(
-    runs: dict[str, Callable[[], object]], warmups: int, repeats: int
-) -> dict[str, tuple[float, float]]:
-    """(median, best) seconds per call for each closure, one call of each per round."""
-    for _ in range(warmups):
-        for fn in runs.values():
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(s), min(s)) for name, s in samples.items()}
 
 
 def main() -> None:

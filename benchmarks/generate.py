@@ -15,15 +15,14 @@ writing the mp4): what the issue's 5-second target measures.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import time_interleaved
 
 from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
@@ -32,17 +31,8 @@ BEFORE = {"num_inference_steps": 24, "guidance_interval": (0.0, 1.0)}
 BEFORE_FLAGS = ["--steps", "24", "--guidance-interval", "0,1"]
 
 
-def interleaved(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median seconds per call of each closure, one call of each per round after one warm-up each."""
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+def medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    return {name: median for name, (median, _) in time_interleaved(runs, 1, rounds).items()}
 
 
 def command(output: Path, flags: list[str], threads: int) -> Callable[[], None]:
@@ -66,9 +56,9 @@ def main() -> None:
         return sum(passes)
 
     counts = {"defaults": count(), "before": count(**BEFORE)}
-    calls = interleaved({"defaults": lambda: pipe(PROMPT), "before": lambda: pipe(PROMPT, **BEFORE)}, args.rounds)
+    calls = medians({"defaults": lambda: pipe(PROMPT), "before": lambda: pipe(PROMPT, **BEFORE)}, args.rounds)
     with tempfile.TemporaryDirectory() as folder:
-        commands = interleaved(
+        commands = medians(
             {"defaults": command(Path(folder) / "a.mp4", [], args.threads),
              "before": command(Path(folder) / "b.mp4", BEFORE_FLAGS, args.threads)},
             args.rounds,

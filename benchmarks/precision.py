@@ -17,11 +17,10 @@ faster here. Random weights except for sampling (the shipped model).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import time_interleaved
 
 from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, default_model_dir
 from kinetoscope.shapes.vocabulary import caption_language
@@ -86,18 +85,6 @@ ROWS = [
 ]
 
 
-def interleaved(fp32: Callable[[], None], bf16: Callable[[], None], rounds: int) -> tuple[float, float]:
-    """Median seconds of each, alternating them round by round after one warm-up each."""
-    fp32(), bf16()
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for _ in range(rounds):
-        for name, run in (("fp32", fp32), ("bf16", bf16)):
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return statistics.median(times["fp32"]), statistics.median(times["bf16"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
@@ -106,7 +93,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"{'work':<46}{'fp32 s':>10}{'bf16 s':>10}{'speed-up':>10}")
     for name, make_fp32, make_bf16 in ROWS:
-        fp32, bf16 = interleaved(make_fp32(), make_bf16(), args.rounds)
+        times = time_interleaved({"fp32": make_fp32(), "bf16": make_bf16()}, 1, args.rounds)
+        fp32, bf16 = times["fp32"][0], times["bf16"][0]
         print(f"{name:<46}{fp32:>10.3f}{bf16:>10.3f}{fp32 / bf16:>10.2f}")
 
 
