@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+
+import torch
+
+
+def timing_arguments(doc: str) -> argparse.Namespace:
+    """``--threads`` (applied to torch here) and ``--rounds``, the options of a benchmark that times rounds."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per row (default: 5)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def time_interleaved(

@@ -14,15 +14,13 @@ writing the mp4): what the issue's 5-second target measures.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from _timing import time_interleaved
+from _timing import time_interleaved, timing_arguments
 
 from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
@@ -41,11 +39,7 @@ def command(output: Path, flags: list[str], threads: int) -> Callable[[], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per row (default: 5)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = timing_arguments(__doc__)
     pipe = KinetoscopePipeline.from_pretrained()
     passes: list[int] = []
     pipe.transformer.register_forward_pre_hook(lambda module, inputs: passes.append(inputs[0].shape[0]))

@@ -16,11 +16,10 @@ faster here. Random weights except for sampling (the shipped model).
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 
 import torch
-from _timing import time_interleaved
+from _timing import time_interleaved, timing_arguments
 
 from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, default_model_dir
 from kinetoscope.shapes.vocabulary import caption_language
@@ -86,11 +85,7 @@ ROWS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per row (default: 5)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = timing_arguments(__doc__)
     print(f"{'work':<46}{'fp32 s':>10}{'bf16 s':>10}{'speed-up':>10}")
     for name, make_fp32, make_bf16 in ROWS:
         times = time_interleaved({"fp32": make_fp32(), "bf16": make_bf16()}, 1, args.rounds)
