@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from kinetoscope.data.latent_cache import vae_fingerprint, write_shard
-from kinetoscope.evaluation.caption_swap import ATTRIBUTES, caption_swap_gaps, swapped_scene
+from kinetoscope.evaluation.caption_swap import caption_swap_gaps
+from kinetoscope.shapes.swaps import ATTRIBUTES, TWO_OBJECT_SWAPS, swapped_scene
 from kinetoscope.shapes.spec import ObjectSpec, SceneSpec, canonical_caption
 
 
@@ -39,14 +40,31 @@ def test_swaps_change_exactly_one_attribute():
         swapped_scene(moving, "mood")
 
 
+def test_two_object_exchanges_keep_the_words_and_move_them_between_objects():
+    moving, _, still, two = _scenes()
+    assert all(swapped_scene(moving, a) is None for a in TWO_OBJECT_SWAPS)
+    exchanged = swapped_scene(two, "exchange_direction")
+    assert [o.direction for o in exchanged.objects] == ["up", "down"]
+    assert sorted(canonical_caption(exchanged).split()) == sorted(canonical_caption(two).split())
+    assert canonical_caption(exchanged) != canonical_caption(two)
+    colours = swapped_scene(two, "exchange_color")
+    assert [(o.color, o.shape) for o in colours.objects] == [("blue", "circle"), ("red", "square")]
+    assert [o.direction for o in swapped_scene(two, "both_direction_sign").objects] == ["up", "down"]
+    with_still = SceneSpec("black", (two.objects[0], still.objects[0]))
+    assert swapped_scene(with_still, "exchange_direction") is None
+    assert swapped_scene(with_still, "both_direction_sign") is None
+    assert swapped_scene(with_still, "exchange_shape").objects[1].shape == "circle"
+
+
 def test_a_model_blind_to_text_has_no_gap_and_one_that_reads_it_does(tiny_pipeline):
     torch.manual_seed(0)
     latents = torch.randn(4, 4, 3, 4, 4)
     transformer, text = tiny_pipeline.transformer, tiny_pipeline.text_encoder
     rows = caption_swap_gaps(transformer, text, latents, _scenes(), times=(0.5,))
-    assert {r["attribute"] for r in rows} == set(ATTRIBUTES)
+    assert {r["attribute"] for r in rows} == set(ATTRIBUTES + TWO_OBJECT_SWAPS)
     by_attribute = {r["attribute"]: r for r in rows}
     assert by_attribute["color"]["clips"] == 3 and by_attribute["speed"]["clips"] == 2
+    assert by_attribute["exchange_direction"]["clips"] == 1
     assert all(abs(r["gap"]) > 1e-7 for r in rows)  # this tiny model reads its text
     blind = type(transformer)(transformer.config)
     blind.load_state_dict(transformer.state_dict())
@@ -65,7 +83,7 @@ def test_cli_prints_a_row_per_attribute_and_time(run_cli, tiny_model_dir, tiny_p
     result = run_cli("eval", "caption-swap", "--model", tiny_model_dir, "--cache", tmp_path / "cache", "--clips", "2")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:2] == ["attribute", "clips"] and len(lines) == 1 + 4 * len(ATTRIBUTES)
+    assert lines[0].split()[:2] == ["attribute", "clips"] and len(lines) == 1 + 4 * len(ATTRIBUTES + TWO_OBJECT_SWAPS)
     late = run_cli("eval", "caption-swap", "--model", tiny_model_dir, "--cache", tmp_path / "cache", "--clips", "2",
                    "--times", "0.95", "0.98", "--json")  # fmt: skip
     assert late.returncode == 0, late.stderr

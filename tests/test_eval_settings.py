@@ -44,3 +44,16 @@ def test_eval_conditioning_passes_the_sampler_to_every_task(tiny_model_dir, samp
     settings = json.loads(capsys.readouterr().out)["settings"]
     assert settings["sampler"] == "heun" and settings["steps"] == 2 and settings["strength"] == 0.5
     assert settings["shift"] is None  # the model's: by the token count
+
+
+def test_the_command_line_offers_exactly_the_pipelines_samplers():
+    """The CLI spells the choices itself (importing the pipelines would import torch at start-up)."""
+    import argparse
+
+    from kinetoscope.cli.generate import add_guidance_arguments
+    from kinetoscope.pipelines.sampling_defaults import SAMPLERS
+
+    parser = argparse.ArgumentParser()
+    add_guidance_arguments(parser)
+    sampler = next(a for a in parser._actions if a.dest == "sampler")
+    assert tuple(sampler.choices) == SAMPLERS

@@ -26,7 +26,9 @@ def _register_caption_swap(subparsers: argparse._SubParsersAction) -> None:
         help="which caption words a model uses: its loss with one attribute swapped",
         description="On cached Shapes World latents (from 'train dit'), compare the model's velocity "
         "loss with the true caption and with one attribute swapped (colour, shape, size, background, "
-        "speed, direction reversed, direction turned a quarter); a gap of zero means the words are ignored.",
+        "speed, direction reversed, direction turned a quarter); a gap of zero means the words are ignored. "
+        "On two-object clips: both directions reversed, and colour, shape or direction exchanged between "
+        "the objects (the same words, tied to the other object: a gap measures binding).",
     )
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--cache", type=Path, required=True, help="latent cache folder of the model's VAE (e.g. runs/dit/latents)")

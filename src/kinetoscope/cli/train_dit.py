@@ -41,6 +41,13 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="--decoded-weight counts clips with t below T (default: 0.3)")  # fmt: skip
     dit.add_argument("--decoded-clips", type=int, default=None, metavar="N",
                      help="--decoded-weight decodes at most N clips per step (default: 4)")  # fmt: skip
+    dit.add_argument("--binding-weight", type=float, default=None, metavar="W",
+                     help="add W x a ranking loss on two-object clips: the caption must predict better than the "
+                     "same caption with the objects' directions exchanged (one process only; default: 0, off)")  # fmt: skip
+    dit.add_argument("--binding-temperature", type=float, default=None, metavar="TAU",
+                     help="--binding-weight's loss fades once the exchange is worse by a few TAU (default: 0.01)")  # fmt: skip
+    dit.add_argument("--binding-min-t", type=float, default=None, metavar="T",
+                     help="--binding-weight counts clips with t from T (default: 0.5)")  # fmt: skip
     dit.add_argument("--logit-mean", type=float, default=None,
                      help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
                      "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
@@ -171,6 +178,9 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("decoded_weight", args.decoded_weight),
             ("decoded_max_t", args.decoded_max_t),
             ("decoded_clips", args.decoded_clips),
+            ("binding_weight", args.binding_weight),
+            ("binding_temperature", args.binding_temperature),
+            ("binding_min_t", args.binding_min_t),
             ("logit_mean", args.logit_mean),
             ("logit_std", args.logit_std),
             ("val_clips", args.val_clips),

@@ -5,54 +5,23 @@ true caption and with a caption where one attribute is swapped (same clips, same
 times). A model that reads the attribute loses more with the swapped caption; a gap of zero
 means the word is ignored. This is how the Shapes model was found to ignore direction words
 while it read colour, size and background (the README's DiT section).
+
+Two-object clips ask a second question: does the model tie each word to its object? Exchanging
+an attribute between the two objects (the red ball's direction given to the blue box and back)
+keeps the caption's words and changes only which object they describe, so its gap measures
+binding alone; reversing both objects' directions measures reading direction in such captions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from kinetoscope.diffusion import add_noise, velocity_target
-from kinetoscope.shapes.spec import BACKGROUNDS, COLORS, SHAPES, SIZES, SPEEDS, SceneSpec, canonical_caption
-
-ATTRIBUTES = ("color", "shape", "size", "background", "speed", "direction_sign", "direction_axis")
-_OPPOSITE = {"right": "left", "left": "right", "up": "down", "down": "up",
-             "up-right": "down-left", "down-left": "up-right", "up-left": "down-right", "down-right": "up-left"}  # fmt: skip
-# A quarter turn clockwise on screen (+y is down): right -> down -> left -> up -> right.
-_QUARTER_TURN = {"right": "down", "down": "left", "left": "up", "up": "right",
-                 "up-right": "down-right", "down-right": "down-left", "down-left": "up-left", "up-left": "up-right"}  # fmt: skip
-
-
-def _next(options: Sequence[str], value: str) -> str:
-    options = list(options)
-    return options[(options.index(value) + 1) % len(options)]
-
-
-def swapped_scene(scene: SceneSpec, attribute: str) -> SceneSpec | None:
-    """``scene`` with one attribute of its single object (or its background) changed; None where
-    the swap does not apply (two objects, or a motion attribute of a still object)."""
-    if attribute not in ATTRIBUTES:
-        raise ValueError(f"unknown attribute {attribute!r}; expected one of {', '.join(ATTRIBUTES)}")
-    if len(scene.objects) != 1:
-        return None
-    obj = scene.objects[0]
-    if attribute == "background":
-        return replace(scene, background=_next(BACKGROUNDS, scene.background))
-    moving = obj.direction != "still"
-    if attribute in ("speed", "direction_sign", "direction_axis") and not moving:
-        return None
-    changed = {
-        "color": lambda: replace(obj, color=_next(COLORS, obj.color)),
-        "shape": lambda: replace(obj, shape=_next(SHAPES, obj.shape)),
-        "size": lambda: replace(obj, size=_next(SIZES, obj.size)),
-        "speed": lambda: replace(obj, speed=_next(SPEEDS, obj.speed)),
-        "direction_sign": lambda: replace(obj, direction=_OPPOSITE[obj.direction]),
-        "direction_axis": lambda: replace(obj, direction=_QUARTER_TURN[obj.direction]),
-    }[attribute]()
-    return replace(scene, objects=(changed,))
+from kinetoscope.shapes.spec import SceneSpec, canonical_caption
+from kinetoscope.shapes.swaps import ATTRIBUTES, TWO_OBJECT_SWAPS, swapped_scene
 
 
 @torch.no_grad()
@@ -84,7 +53,7 @@ def caption_swap_gaps(
         raise ValueError(f"got {len(scenes)} scenes for {latents.shape[0]} latents")
     rows = []
     true_losses: dict[tuple[tuple[int, ...], float], float] = {}  # appearance swaps share their clips, as do motion ones
-    for attribute in ATTRIBUTES:
+    for attribute in ATTRIBUTES + TWO_OBJECT_SWAPS:
         pairs = [(i, swapped_scene(s, attribute)) for i, s in enumerate(scenes)]
         pairs = [(i, s) for i, s in pairs if s is not None][:max_clips]
         if not pairs:

@@ -37,8 +37,10 @@ from kinetoscope.diffusion import (
     velocity_target,
 )
 from kinetoscope.patches import patch_grid
+from kinetoscope.shapes.spec import SceneSpec
 from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint, distributed
+from kinetoscope.training.binding import binding_loss, exchanged_caption
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
@@ -64,11 +66,13 @@ def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
 
 @dataclass
 class DiTBatch:
-    """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``."""
+    """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``;
+    with ``binding_weight``, each caption with its objects' directions exchanged (or None)."""
 
     latents: torch.Tensor
     captions: list[str]
     given: torch.Tensor
+    exchanged: list[str | None] | None = None
 
 
 def draw_batch(
@@ -82,7 +86,14 @@ def draw_batch(
     dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
     captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
     given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
-    return DiTBatch(bucket.latents[index], captions, given)
+    exchanged = None
+    if config.binding_weight > 0:
+        scenes = [bucket.records[i].get("scene") for i in index.tolist()]
+        exchanged = [
+            exchanged_caption(text, None if scene is None else SceneSpec.from_dict(scene))
+            for text, scene in zip(captions, scenes, strict=True)
+        ]
+    return DiTBatch(bucket.latents[index], captions, given, exchanged)
 
 
 def diffusion_loss(
@@ -99,7 +110,9 @@ def diffusion_loss(
     ``denoiser`` is a :class:`Denoiser` or its DistributedDataParallel wrapper. With ``decode``
     (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus the weighted
     :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step prediction; ``parts``
-    (when given) receives that term unweighted, as ``"decoded"``.
+    (when given) receives that term unweighted, as ``"decoded"``. With ``config.binding_weight``
+    above 0 and exchanged captions in the batch, plus the weighted
+    :func:`~kinetoscope.training.binding.binding_loss` (``parts["binding"]``).
 
     With a ``world`` of several processes, times and noise are drawn for the whole batch (the
     same draws in every process) and this process's share of clips is denoised; its loss is
@@ -116,7 +129,7 @@ def diffusion_loss(
     noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = add_noise(x0, noise, t_frames)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
-    if world is not None and world.size > 1:  # (train_dit refuses decoded_weight here)
+    if world is not None and world.size > 1:  # (train_dit refuses decoded_weight and binding_weight here)
         share = world.shard(b)
         v = denoiser(x_t[share], t_frames[share], batch.captions[share])
         loss = flow_loss(v, velocity_target(x0[share], noise[share]), weight[share])
@@ -124,7 +137,15 @@ def diffusion_loss(
         kept = weight[share].expand_as(v).sum().clamp_min(1.0)
         return loss * kept / weight.expand_as(x0).sum().clamp_min(1.0) * world.size
     v = denoiser(x_t, t_frames, batch.captions)
-    loss = flow_loss(v, velocity_target(x0, noise), weight)
+    target = velocity_target(x0, noise)
+    loss = flow_loss(v, target, weight)
+    if config.binding_weight > 0 and batch.exchanged is not None:
+        term = binding_loss(denoiser, x_t, t_frames, times, v, target, weight, batch.exchanged,
+                            temperature=config.binding_temperature, min_t=config.binding_min_t)  # fmt: skip
+        if term is not None:
+            if parts is not None:
+                parts["binding"] = float(term.detach())
+            loss = loss + config.binding_weight * term
     if decode is None or config.decoded_weight == 0:
         return loss
     # Given frames' predictions are x0 itself (t = 0), so they add nothing here either.
@@ -203,6 +224,8 @@ def train_dit(
             )
     if world.size > 1 and config.decoded_weight > 0:
         raise ValueError("decoded_weight trains in one process only")
+    if world.size > 1 and config.binding_weight > 0:
+        raise ValueError("binding_weight trains in one process only")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = world.place(resolve_device(config.device))
@@ -318,8 +341,7 @@ def train_dit(
             tokens = batch.latents.shape[0] * tokens_per_clip(batch.latents.shape[1:], config.model.patch_size)
             record = {"step": step, "lr": lr, "loss": value, "grad_norm": round(grad_norm, 4),
                       "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
-            if "decoded" in parts:
-                record["decoded"] = parts["decoded"]
+            record.update(parts)  # "decoded", "binding": the extra terms, unweighted
             log.write(json.dumps(record) + "\n")
             if validation is not None and config.val_every and (step % config.val_every == 0 or step == end):
                 validate(step)

@@ -63,6 +63,11 @@ class DiTTrainConfig:
     decoded_weight: float = 0.0
     decoded_max_t: float = 0.3
     decoded_clips: int = 4
+    # The ranking loss of training.binding (two-object clips: the caption against its directions
+    # exchanged between the objects), weighted so, at times from ``binding_min_t``; 0 = off.
+    binding_weight: float = 0.0
+    binding_temperature: float = 0.01
+    binding_min_t: float = 0.5
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200
@@ -123,6 +128,11 @@ class DiTTrainConfig:
             raise ValueError(
                 f"need decoded_weight >= 0, 0 < decoded_max_t <= 1 and decoded_clips >= 1; got "
                 f"{self.decoded_weight}, {self.decoded_max_t}, {self.decoded_clips}"
+            )
+        if not self.binding_weight >= 0 or not self.binding_temperature > 0 or not 0 <= self.binding_min_t < 1:
+            raise ValueError(
+                f"need binding_weight >= 0, binding_temperature > 0 and 0 <= binding_min_t < 1; got "
+                f"{self.binding_weight}, {self.binding_temperature}, {self.binding_min_t}"
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")

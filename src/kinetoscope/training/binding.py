@@ -1,0 +1,73 @@
+"""A loss that ties motion words to their object: the true caption must beat its exchanged twin.
+
+Measured on the shipped model (``eval caption-swap``, 128 cached two-object clips, t = 0.9): reversing
+both objects' directions raises its velocity loss by 0.093, exchanging the two directions between
+the objects (the same words, each tied to the other object) by 0.027, while exchanging colours
+(every other attribute moves with the colour) costs 0.054 and exchanging shapes 0.021, as much as a
+one-object shape swap. The model reads the direction words of a two-object caption but mostly not
+whose they are, and ``eval t2v`` agrees: 39% of moving objects in two-object clips go the asked way,
+against 74% in one-object clips. The plain loss teaches binding only through the small share of
+the MSE that motion decides (``diffusion.motion_weights``).
+
+This term asks for it directly. For each clip with two objects moving different ways, the model
+predicts the velocity twice from the same noisy latent, with the caption and with its directions
+exchanged, and the loss is a logistic ranking of the two errors (the diffusion model read as a
+classifier of its caption, as in Li et al. 2023, "Your Diffusion Model is Secretly a Zero-Shot
+Classifier"): ``tau * softplus((err_true - err_exchanged) / tau)``, near ``err_true - err_exchanged``
+while the exchange is not worse and fading once it is worse by a few ``tau``. The exchanged caption
+describes other clips of the training set, whose own plain loss keeps its prediction honest there.
+Only times from ``min_t`` count: below it the noisy latent already shows the motion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kinetoscope.shapes.spec import SceneSpec, canonical_caption
+from kinetoscope.shapes.swaps import swapped_scene
+
+
+def exchanged_caption(caption: str, scene: SceneSpec | None) -> str | None:
+    """``scene``'s canonical caption with its two objects' directions exchanged, where ``caption``
+    is that scene's canonical caption (not dropped, not paraphrased) and the exchange applies."""
+    if scene is None or caption != canonical_caption(scene):
+        return None
+    swapped = swapped_scene(scene, "exchange_direction")
+    return None if swapped is None else canonical_caption(swapped)
+
+
+def per_clip_error(v: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Weighted MSE per clip: ``"b c t h w"`` velocities, ``weight`` broadcastable -> ``"b"``."""
+    sq = (v.float() - target.float()).square()
+    w = weight.to(sq.dtype).expand_as(sq)
+    return (sq * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
+
+
+def binding_loss(
+    denoiser: Callable[[Tensor, Tensor, list[str]], Tensor],
+    x_t: Tensor,
+    t_frames: Tensor,
+    times: Tensor,
+    v: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    exchanged: Sequence[str | None],
+    *,
+    temperature: float,
+    min_t: float,
+) -> Tensor | None:
+    """The ranking loss over the clips with an ``exchanged`` caption and ``times >= min_t``; None when
+    there are none. ``v`` is the prediction with the true captions (its graph is kept), ``x_t``,
+    ``t_frames``, ``target`` and ``weight`` are the plain loss's, ``times`` ``"b"`` the clips' times."""
+    picked = [i for i, text in enumerate(exchanged) if text is not None and float(times[i]) >= min_t]
+    if not picked:
+        return None
+    index = torch.tensor(picked, device=x_t.device)
+    v_x = denoiser(x_t[index], t_frames[index], [exchanged[i] for i in picked])
+    err_true = per_clip_error(v[index], target[index], weight[index])
+    err_exchanged = per_clip_error(v_x, target[index], weight[index])
+    return (temperature * F.softplus((err_true - err_exchanged) / temperature)).mean()
