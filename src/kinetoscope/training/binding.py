@@ -17,6 +17,12 @@ Classifier"): ``tau * softplus((err_true - err_exchanged) / tau)``, near ``err_t
 while the exchange is not worse and fading once it is worse by a few ``tau``. The exchanged caption
 describes other clips of the training set, whose own plain loss keeps its prediction honest there.
 Only times from ``min_t`` count: below it the noisy latent already shows the motion.
+
+Measured (1,200-step fine-tunes of the shipped model against the same without, ``eval t2v`` suite
+seeds 0-3): at weight 10 two-object clips keep 288 of 632 objects' directions against 244 (p = 0.005)
+and the exchange's gap at t = 0.7 grows from 0.007 to 0.029, but the validation loss ends at 0.245
+against 0.227 and one-object all-correct at 109 of 316 against 120; at weight 1 nothing moved. Off by
+default for that reason.
 """
 
 from __future__ import annotations
