@@ -27,7 +27,8 @@ default for that reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,13 @@ def exchanged_caption(caption: str, scene: SceneSpec | None) -> str | None:
         return None
     swapped = swapped_scene(scene, "exchange_direction")
     return None if swapped is None else canonical_caption(swapped)
+
+
+def exchanged_captions(records: Sequence[Mapping[str, Any]], captions: Sequence[str]) -> list[str | None]:
+    """:func:`exchanged_caption` of each clip: its cache record's ``"scene"`` (if any) and the caption
+    the batch gives it (empty where dropped)."""
+    scenes = [None if r.get("scene") is None else SceneSpec.from_dict(r["scene"]) for r in records]
+    return [exchanged_caption(text, scene) for text, scene in zip(captions, scenes, strict=True)]
 
 
 def per_clip_error(v: Tensor, target: Tensor, weight: Tensor) -> Tensor:

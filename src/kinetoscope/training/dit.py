@@ -37,10 +37,9 @@ from kinetoscope.diffusion import (
     velocity_target,
 )
 from kinetoscope.patches import patch_grid
-from kinetoscope.shapes.spec import SceneSpec
 from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint, distributed
-from kinetoscope.training.binding import binding_loss, exchanged_caption
+from kinetoscope.training.binding import binding_loss, exchanged_captions
 from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
@@ -86,13 +85,8 @@ def draw_batch(
     dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
     captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
     given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
-    exchanged = None
-    if config.binding_weight > 0:
-        scenes = [bucket.records[i].get("scene") for i in index.tolist()]
-        exchanged = [
-            exchanged_caption(text, None if scene is None else SceneSpec.from_dict(scene))
-            for text, scene in zip(captions, scenes, strict=True)
-        ]
+    records = [bucket.records[i] for i in index.tolist()]
+    exchanged = exchanged_captions(records, captions) if config.binding_weight > 0 else None
     return DiTBatch(bucket.latents[index], captions, given, exchanged)
 
 
@@ -222,10 +216,9 @@ def train_dit(
                 f"a batch of latents {tuple(bucket.shape)} holds fewer clips than the {world.size} training processes; "
                 "raise tokens_per_batch"
             )
-    if world.size > 1 and config.decoded_weight > 0:
-        raise ValueError("decoded_weight trains in one process only")
-    if world.size > 1 and config.binding_weight > 0:
-        raise ValueError("binding_weight trains in one process only")
+    for extra in ("decoded_weight", "binding_weight"):  # their extra terms are computed on the whole batch
+        if world.size > 1 and getattr(config, extra) > 0:
+            raise ValueError(f"{extra} trains in one process only")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = world.place(resolve_device(config.device))
