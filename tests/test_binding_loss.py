@@ -31,6 +31,21 @@ def test_only_two_objects_moving_different_ways_under_their_own_caption_get_an_e
     assert exchanged_caption(canonical_caption(TWO), None) is None
 
 
+def test_several_attributes_are_exchanged_at_once():
+    motion = exchanged_caption(canonical_caption(TWO), TWO, ("direction", "speed"))
+    by_hand = SceneSpec("black", (ObjectSpec("red", "circle", "large", "up", "quickly"), ObjectSpec("blue", "square", "small", "left", "slowly")))
+    assert motion == canonical_caption(by_hand)
+    # Same directions, different speeds: the speeds alone are exchanged.
+    same_way = exchanged_caption(canonical_caption(SAME_WAY), SAME_WAY, ("direction", "speed"))
+    assert [o.speed for o in SAME_WAY.objects] == ["slowly", "quickly"]
+    assert same_way == canonical_caption(SceneSpec("white", (ObjectSpec("red", "circle", "large", "left", "quickly"), ObjectSpec("blue", "square", "small", "left", "slowly"))))
+    still = SceneSpec("black", (TWO.objects[0], ObjectSpec("blue", "square", "small", "still", "quickly")))
+    assert exchanged_caption(canonical_caption(still), still, ("speed",)) is None  # a still object's caption has no speed
+    assert exchanged_caption(canonical_caption(still), still, ("size",)) is not None
+    with pytest.raises(ValueError, match="cannot exchange mood"):
+        exchanged_caption(canonical_caption(TWO), TWO, ("mood",))
+
+
 def _inputs(b=4):
     g = torch.Generator().manual_seed(0)
     x_t = torch.randn(b, 4, 3, 4, 4, generator=g)
@@ -96,6 +111,10 @@ def test_training_adds_the_weighted_term_and_logs_it(tmp_path):
     pairs = list(zip(batch.captions, batch.exchanged, strict=True))
     assert any(x is not None for _, x in pairs)
     assert all((x is not None) == (c == canonical_caption(TWO)) for c, x in pairs)  # dropped captions get none
+    speeds = draw_batch(_config(binding_weight=2.0, binding_attributes=("speed",)), buckets,
+                        torch.tensor([1.0, 0.0], dtype=torch.float64), torch.Generator().manual_seed(3))
+    slow_fast = [c for c, x in zip(speeds.captions, speeds.exchanged, strict=True) if x is not None]
+    assert slow_fast and all(c in (canonical_caption(TWO), canonical_caption(SAME_WAY)) for c in slow_fast)
     plain = draw_batch(_config(), buckets, torch.tensor([1.0, 0.0], dtype=torch.float64), torch.Generator().manual_seed(3))
     assert plain.exchanged is None
 
@@ -116,7 +135,8 @@ def test_training_adds_the_weighted_term_and_logs_it(tmp_path):
 
 
 def test_bad_binding_settings_and_several_processes_are_refused(tmp_path, monkeypatch):
-    for bad in ({"binding_weight": -1.0}, {"binding_temperature": 0.0}, {"binding_min_t": 1.0}):
+    for bad in ({"binding_weight": -1.0}, {"binding_temperature": 0.0}, {"binding_min_t": 1.0},
+                {"binding_attributes": ()}, {"binding_attributes": ("direction", "mood")}):
         with pytest.raises(ValueError, match="binding"):
             _config(**bad)
     import kinetoscope.training.dit as dit

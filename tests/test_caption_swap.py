@@ -18,7 +18,7 @@ def _scenes() -> list[SceneSpec]:
         SceneSpec("black", (ObjectSpec("red", "circle", "large", "right", "slowly"),)),
         SceneSpec("gray", (ObjectSpec("blue", "square", "small", "up-left", "quickly"),)),
         SceneSpec("white", (ObjectSpec("green", "triangle", "small", "still", "slowly"),)),
-        SceneSpec("black", (ObjectSpec("red", "circle", "large", "down", "slowly"), ObjectSpec("blue", "square", "small", "up", "slowly"))),
+        SceneSpec("black", (ObjectSpec("red", "circle", "large", "down", "slowly"), ObjectSpec("blue", "square", "small", "up", "quickly"))),
     ]
 
 
@@ -50,8 +50,11 @@ def test_two_object_exchanges_keep_the_words_and_move_them_between_objects():
     colours = swapped_scene(two, "exchange_color")
     assert [(o.color, o.shape) for o in colours.objects] == [("blue", "circle"), ("red", "square")]
     assert [o.direction for o in swapped_scene(two, "both_direction_sign").objects] == ["up", "down"]
+    assert [o.size for o in swapped_scene(two, "exchange_size").objects] == ["small", "large"]
+    assert [o.speed for o in swapped_scene(two, "exchange_speed").objects] == ["quickly", "slowly"]
     with_still = SceneSpec("black", (two.objects[0], still.objects[0]))
     assert swapped_scene(with_still, "exchange_direction") is None
+    assert swapped_scene(with_still, "exchange_speed") is None  # a still object's caption has no speed
     assert swapped_scene(with_still, "both_direction_sign") is None
     assert swapped_scene(with_still, "exchange_shape").objects[1].shape == "circle"
 

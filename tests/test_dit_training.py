@@ -266,6 +266,7 @@ def test_cli_export_now_pairs_the_checkpoint_with_the_vae_the_run_named(run_cli,
         (["--val-every", "-5"], "val_every must be 0"),
         (["--decoded-max-t", "0"], "decoded_max_t"),
         (["--decoded-weight", "-1"], "decoded_weight"),
+        (["--binding-attributes", "direction,mood"], "expected some of color,shape,size,speed,direction"),
         (["--masks", "none=0,first=0,last=0,first_last=0,prefix=0,suffix=0,random=0"], "not all zero"),
     ],
 )
@@ -335,8 +336,8 @@ def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp
     run = tmp_path / "run"
     result = run_cli("train", "dit", "--preset", "debug", "--text-conditioning", "joint", "--patch-size", "1,1,1",
                      "--width", 96, "--depth", 3, "--heads", 4, "--decoded-weight", 2, "--decoded-max-t", 1, "--decoded-clips", 1,
-                     "--logit-mean", 0.5, "--logit-std", 0.8, "--steps", 1, "--run-dir", run,
-                     "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+                     "--logit-mean", 0.5, "--logit-std", 0.8, "--binding-weight", 1, "--binding-attributes", "speed,direction",
+                     "--steps", 1, "--run-dir", run, "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr
     exported = json.loads((run / "final" / "transformer" / "config.json").read_text())
     assert exported["text_conditioning"] == "joint" and exported["patch_size"] == [1, 1, 1]
@@ -344,6 +345,7 @@ def test_cli_trains_with_the_size_attention_patches_and_times_asked(run_cli, tmp
     config = checkpoint.load_checkpoint(checkpoint.latest_checkpoint(run))["config"]
     assert (config["logit_mean"], config["logit_std"]) == (0.5, 0.8)
     assert (config["decoded_weight"], config["decoded_max_t"], config["decoded_clips"]) == (2.0, 1.0, 1)
+    assert (config["binding_weight"], tuple(config["binding_attributes"])) == (1.0, ("speed", "direction"))
     logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["decoded"] > 0 for r in logged if "seconds" in r] == [True]  # every clip has t < 1: one decoded
     # One token per latent value: the exported model generates at 64 x 64 (8 x 8 latents, 5 frames -> 320 tokens).

@@ -73,9 +73,10 @@ def run_caption_swap(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'attribute':<15}{'clips':>6}{'t':>6}{'loss true':>11}{'swapped':>10}{'gap':>9}")
+    name = max(len(r["attribute"]) for r in rows) + 1 if rows else 10
+    print(f"{'attribute':<{name}}{'clips':>6}{'t':>6}{'loss true':>11}{'swapped':>10}{'gap':>9}")
     for row in rows:
-        print(f"{row['attribute']:<15}{row['clips']:>6}{row['t']:>6.2f}{row['loss_true']:>11.4f}"
+        print(f"{row['attribute']:<{name}}{row['clips']:>6}{row['t']:>6.2f}{row['loss_true']:>11.4f}"
               f"{row['loss_swapped']:>10.4f}{row['gap']:>9.4f}")  # fmt: skip
     return 0
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from kinetoscope.shapes.swaps import EXCHANGEABLE
+
 PRESETS = ("shapes", "debug")
 
 
@@ -48,6 +50,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="--binding-weight's loss fades once the exchange is worse by a few TAU (default: 0.01)")  # fmt: skip
     dit.add_argument("--binding-min-t", type=float, default=None, metavar="T",
                      help="--binding-weight counts clips with t from T (default: 0.5)")  # fmt: skip
+    dit.add_argument("--binding-attributes", type=_attribute_list, default=None, metavar="A,B",
+                     help="what --binding-weight exchanges between the objects, at once: some of "
+                     f"{','.join(EXCHANGEABLE)} (default: direction)")  # fmt: skip
     dit.add_argument("--logit-mean", type=float, default=None,
                      help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
                      "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
@@ -139,6 +144,15 @@ def _patch_size(text: str) -> tuple[int, int, int]:
     return sizes  # type: ignore[return-value]
 
 
+def _attribute_list(text: str) -> tuple[str, ...]:
+    """'direction,speed' -> ('direction', 'speed') for argparse, each one of EXCHANGEABLE."""
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in names if v not in EXCHANGEABLE]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected some of {','.join(EXCHANGEABLE)}, comma-separated")
+    return names
+
+
 def parse_mask_mix(text: str) -> dict[str, float]:
     """'suffix=0.12,last=0.08' -> {'suffix': 0.12, 'last': 0.08}; a ValueError names what is wrong."""
     from kinetoscope.training.frame_masks import KINDS
@@ -181,6 +195,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("binding_weight", args.binding_weight),
             ("binding_temperature", args.binding_temperature),
             ("binding_min_t", args.binding_min_t),
+            ("binding_attributes", args.binding_attributes),
             ("logit_mean", args.logit_mean),
             ("logit_std", args.logit_std),
             ("val_clips", args.val_clips),

@@ -16,8 +16,11 @@ from kinetoscope.shapes.spec import BACKGROUNDS, COLORS, SHAPES, SIZES, SPEEDS, 
 
 ATTRIBUTES = ("color", "shape", "size", "background", "speed", "direction_sign", "direction_axis")
 """Swaps of one object's attribute, for one-object scenes."""
-TWO_OBJECT_SWAPS = ("both_direction_sign", "exchange_color", "exchange_shape", "exchange_direction")
+TWO_OBJECT_SWAPS = ("both_direction_sign", "exchange_color", "exchange_shape", "exchange_size", "exchange_speed",
+                    "exchange_direction")
 """Swaps for two-object scenes: both objects' directions reversed, or one attribute exchanged."""
+EXCHANGEABLE = ("color", "shape", "size", "speed", "direction")
+"""Object attributes that :func:`exchanged_scene` exchanges between two objects."""
 _OPPOSITE = {"right": "left", "left": "right", "up": "down", "down": "up",
              "up-right": "down-left", "down-left": "up-right", "up-left": "down-right", "down-right": "up-left"}  # fmt: skip
 # A quarter turn clockwise on screen (+y is down): right -> down -> left -> up -> right.
@@ -36,10 +39,27 @@ def _two_object_swap(scene: SceneSpec, swap: str) -> SceneSpec | None:
         if "still" in (a.direction, b.direction):
             return None
         return replace(scene, objects=tuple(replace(o, direction=_OPPOSITE[o.direction]) for o in (a, b)))
-    name = swap.removeprefix("exchange_")
-    if getattr(a, name) == getattr(b, name) or (name == "direction" and "still" in (a.direction, b.direction)):
-        return None  # nothing to exchange (or a still object, whose speed the caption leaves out)
-    return replace(scene, objects=(replace(a, **{name: getattr(b, name)}), replace(b, **{name: getattr(a, name)})))
+    return exchanged_scene(scene, (swap.removeprefix("exchange_"),))
+
+
+def exchanged_scene(scene: SceneSpec, attributes: Sequence[str]) -> SceneSpec | None:
+    """``scene``'s two objects with ``attributes`` (e.g. ``("direction", "speed")``) exchanged at once;
+    None where that changes no caption word's object: one object, equal values, or a motion attribute
+    of a still object (whose caption leaves out its speed and whose direction is no direction)."""
+    unknown = set(attributes) - set(EXCHANGEABLE)
+    if unknown:
+        raise ValueError(f"cannot exchange {', '.join(sorted(unknown))}; expected some of {', '.join(EXCHANGEABLE)}")
+    if len(scene.objects) != 2:
+        return None
+    a, b = scene.objects
+    motion = {"direction", "speed"}.intersection(attributes)
+    if motion and "still" in (a.direction, b.direction):
+        return None
+    if all(getattr(a, name) == getattr(b, name) for name in attributes):
+        return None
+    a_values = {name: getattr(a, name) for name in attributes}
+    b_values = {name: getattr(b, name) for name in attributes}
+    return replace(scene, objects=(replace(a, **b_values), replace(b, **a_values)))
 
 
 def swapped_scene(scene: SceneSpec, attribute: str) -> SceneSpec | None:

@@ -35,23 +35,26 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kinetoscope.shapes.spec import SceneSpec, canonical_caption
-from kinetoscope.shapes.swaps import swapped_scene
+from kinetoscope.shapes.swaps import exchanged_scene
 
 
-def exchanged_caption(caption: str, scene: SceneSpec | None) -> str | None:
-    """``scene``'s canonical caption with its two objects' directions exchanged, where ``caption``
-    is that scene's canonical caption (not dropped, not paraphrased) and the exchange applies."""
+def exchanged_caption(caption: str, scene: SceneSpec | None, attributes: Sequence[str] = ("direction",)) -> str | None:
+    """``scene``'s canonical caption with ``attributes`` exchanged between its two objects, where
+    ``caption`` is that scene's canonical caption (not dropped, not paraphrased) and the exchange
+    changes it."""
     if scene is None or caption != canonical_caption(scene):
         return None
-    swapped = swapped_scene(scene, "exchange_direction")
+    swapped = exchanged_scene(scene, attributes)
     return None if swapped is None else canonical_caption(swapped)
 
 
-def exchanged_captions(records: Sequence[Mapping[str, Any]], captions: Sequence[str]) -> list[str | None]:
+def exchanged_captions(
+    records: Sequence[Mapping[str, Any]], captions: Sequence[str], attributes: Sequence[str] = ("direction",)
+) -> list[str | None]:
     """:func:`exchanged_caption` of each clip: its cache record's ``"scene"`` (if any) and the caption
     the batch gives it (empty where dropped)."""
     scenes = [None if r.get("scene") is None else SceneSpec.from_dict(r["scene"]) for r in records]
-    return [exchanged_caption(text, scene) for text, scene in zip(captions, scenes, strict=True)]
+    return [exchanged_caption(text, scene, attributes) for text, scene in zip(captions, scenes, strict=True)]
 
 
 def per_clip_error(v: Tensor, target: Tensor, weight: Tensor) -> Tensor:

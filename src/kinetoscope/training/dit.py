@@ -66,7 +66,7 @@ def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
 @dataclass
 class DiTBatch:
     """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``;
-    with ``binding_weight``, each caption with its objects' directions exchanged (or None)."""
+    with ``binding_weight``, each caption with its objects' ``binding_attributes`` exchanged (or None)."""
 
     latents: torch.Tensor
     captions: list[str]
@@ -86,7 +86,7 @@ def draw_batch(
     captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
     given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
     records = [bucket.records[i] for i in index.tolist()]
-    exchanged = exchanged_captions(records, captions) if config.binding_weight > 0 else None
+    exchanged = exchanged_captions(records, captions, config.binding_attributes) if config.binding_weight > 0 else None
     return DiTBatch(bucket.latents[index], captions, given, exchanged)
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kinetoscope.data.shapes_latents import ShapesLatentsConfig
+from kinetoscope.shapes.swaps import EXCHANGEABLE
 from kinetoscope.text import WordTextEncoderConfig
 from kinetoscope.training.frame_masks import FrameMaskConfig
 from kinetoscope.training.run import PRECISIONS
@@ -63,11 +64,13 @@ class DiTTrainConfig:
     decoded_weight: float = 0.0
     decoded_max_t: float = 0.3
     decoded_clips: int = 4
-    # The ranking loss of training.binding (two-object clips: the caption against its directions
-    # exchanged between the objects), weighted so, at times from ``binding_min_t``; 0 = off.
+    # The ranking loss of training.binding (two-object clips: the caption against the same with
+    # ``binding_attributes`` exchanged between the objects), weighted so, at times from
+    # ``binding_min_t``; 0 = off.
     binding_weight: float = 0.0
     binding_temperature: float = 0.01
     binding_min_t: float = 0.5
+    binding_attributes: tuple[str, ...] = ("direction",)
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200
@@ -133,6 +136,11 @@ class DiTTrainConfig:
             raise ValueError(
                 f"need binding_weight >= 0, binding_temperature > 0 and 0 <= binding_min_t < 1; got "
                 f"{self.binding_weight}, {self.binding_temperature}, {self.binding_min_t}"
+            )
+        self.binding_attributes = tuple(self.binding_attributes)
+        if not self.binding_attributes or not set(self.binding_attributes) <= set(EXCHANGEABLE):
+            raise ValueError(
+                f"binding_attributes must name some of {', '.join(EXCHANGEABLE)}; got {', '.join(self.binding_attributes) or 'none'}"
             )
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
