@@ -132,17 +132,21 @@ def sample_timesteps(
     return timestep_shift(torch.sigmoid(logit_mean + logit_std * z), shift)
 
 
-def flow_loss(v_pred: Tensor, v_target: Tensor, loss_mask: Tensor | None = None) -> Tensor:
+def flow_loss(v_pred: Tensor, v_target: Tensor, loss_mask: Tensor | None = None, *, per_sample: bool = False) -> Tensor:
     """MSE between predicted and target velocity, averaged over the elements the mask keeps.
 
     ``loss_mask`` (bool or 0/1, broadcastable to ``v_pred``) is True where the loss counts:
     leave out padding tokens and given (clean) frames. With nothing kept the loss is 0.
+    ``per_sample`` averages each sample (dim 0) on its own, ``"b ..."`` -> ``"b"``, for losses
+    that compare clips (training.binding); by default the batch is one mean.
     Computed in float32 so a bf16 forward pass does not round the mean.
     """
     sq = (v_pred.float() - v_target.float()).square()
-    if loss_mask is None:
+    if loss_mask is None and not per_sample:
         return sq.mean()
-    weight = loss_mask.to(sq.dtype).expand_as(sq)  # bool, or float weights (motion_weights)
+    weight = torch.ones_like(sq) if loss_mask is None else loss_mask.to(sq.dtype).expand_as(sq)  # bool, or float weights (motion_weights)
+    if per_sample:
+        return (sq * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
     return (sq * weight).sum() / weight.sum().clamp_min(1.0)
 
 

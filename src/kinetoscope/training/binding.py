@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kinetoscope.diffusion import flow_loss
 from kinetoscope.shapes.spec import SceneSpec, canonical_caption
 from kinetoscope.shapes.swaps import exchanged_scene
 
@@ -57,13 +58,6 @@ def exchanged_captions(
     return [exchanged_caption(text, scene, attributes) for text, scene in zip(captions, scenes, strict=True)]
 
 
-def per_clip_error(v: Tensor, target: Tensor, weight: Tensor) -> Tensor:
-    """Weighted MSE per clip: ``"b c t h w"`` velocities, ``weight`` broadcastable -> ``"b"``."""
-    sq = (v.float() - target.float()).square()
-    w = weight.to(sq.dtype).expand_as(sq)
-    return (sq * w).flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)
-
-
 def binding_loss(
     denoiser: Callable[[Tensor, Tensor, list[str]], Tensor],
     x_t: Tensor,
@@ -85,6 +79,6 @@ def binding_loss(
         return None
     index = torch.tensor(picked, device=x_t.device)
     v_x = denoiser(x_t[index], t_frames[index], [exchanged[i] for i in picked])
-    err_true = per_clip_error(v[index], target[index], weight[index])
-    err_exchanged = per_clip_error(v_x, target[index], weight[index])
+    err_true = flow_loss(v[index], target[index], weight[index], per_sample=True)
+    err_exchanged = flow_loss(v_x, target[index], weight[index], per_sample=True)
     return (temperature * F.softplus((err_true - err_exchanged) / temperature)).mean()
