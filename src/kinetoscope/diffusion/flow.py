@@ -144,7 +144,8 @@ def flow_loss(v_pred: Tensor, v_target: Tensor, loss_mask: Tensor | None = None,
     sq = (v_pred.float() - v_target.float()).square()
     if loss_mask is None and not per_sample:
         return sq.mean()
-    weight = torch.ones_like(sq) if loss_mask is None else loss_mask.to(sq.dtype).expand_as(sq)  # bool, or float weights (motion_weights)
+    # bool, or float weights (motion_weights)
+    weight = torch.ones_like(sq) if loss_mask is None else loss_mask.to(sq.dtype).expand_as(sq)
     if per_sample:
         return (sq * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
     return (sq * weight).sum() / weight.sum().clamp_min(1.0)

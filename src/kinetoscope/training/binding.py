@@ -9,12 +9,13 @@ whose they are, and ``eval t2v`` agrees: 39% of moving objects in two-object cli
 against 74% in one-object clips. The plain loss teaches binding only through the small share of
 the MSE that motion decides (``diffusion.motion_weights``).
 
-This term asks for it directly. For each clip with two objects moving different ways, the model
-predicts the velocity twice from the same noisy latent, with the caption and with its directions (or
-the ``attributes`` asked) exchanged, and the loss is a logistic ranking of the two errors (the diffusion model read as a
-classifier of its caption, as in Li et al. 2023, "Your Diffusion Model is Secretly a Zero-Shot
-Classifier"): ``tau * softplus((err_true - err_exchanged) / tau)``, near ``err_true - err_exchanged``
-while the exchange is not worse and fading once it is worse by a few ``tau``. The exchanged caption
+This term asks for it directly. For each two-object clip whose caption the exchange changes (by
+default: objects moving different ways, their directions exchanged; ``attributes`` names others), the
+model predicts the velocity twice from the same noisy latent, with the caption and with the exchanged
+one, and the loss is a logistic ranking of the two errors (the diffusion model read as a classifier of
+its caption, as in Li et al. 2023, "Your Diffusion Model is Secretly a Zero-Shot Classifier"):
+``tau * softplus((err_true - err_exchanged) / tau)``, near ``err_true - err_exchanged`` while the
+exchange is not worse and fading once it is worse by a few ``tau``. The exchanged caption
 describes other clips of the training set, whose own plain loss keeps its prediction honest there.
 Only times from ``min_t`` count: below it the noisy latent already shows the motion.
 
