@@ -142,10 +142,9 @@ def flow_loss(v_pred: Tensor, v_target: Tensor, loss_mask: Tensor | None = None,
     Computed in float32 so a bf16 forward pass does not round the mean.
     """
     sq = (v_pred.float() - v_target.float()).square()
-    if loss_mask is None and not per_sample:
-        return sq.mean()
-    # bool, or float weights (motion_weights)
-    weight = torch.ones_like(sq) if loss_mask is None else loss_mask.to(sq.dtype).expand_as(sq)
+    if loss_mask is None:
+        return sq.flatten(1).mean(1) if per_sample else sq.mean()
+    weight = loss_mask.to(sq.dtype).expand_as(sq)  # bool, or float weights (motion_weights)
     if per_sample:
         return (sq * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1.0)
     return (sq * weight).sum() / weight.sum().clamp_min(1.0)
