@@ -10,7 +10,8 @@ import torch
 from kinetoscope.data.latent_cache import LatentBucket
 from kinetoscope.shapes.spec import ObjectSpec, SceneSpec, canonical_caption
 from kinetoscope.training.binding import binding_loss, exchanged_caption
-from kinetoscope.training.dit import diffusion_loss, draw_batch, train_dit
+from kinetoscope.training.dit import train_dit
+from kinetoscope.training.dit_step import diffusion_loss, draw_batch
 from kinetoscope.training.distributed import World
 from test_dit_training import _config
 
@@ -118,7 +119,7 @@ def test_training_adds_the_weighted_term_and_logs_it(tmp_path):
     plain = draw_batch(_config(), buckets, torch.tensor([1.0, 0.0], dtype=torch.float64), torch.Generator().manual_seed(3))
     assert plain.exchanged is None
 
-    from kinetoscope.training.dit import Denoiser
+    from kinetoscope.training.denoiser import Denoiser
 
     torch.manual_seed(0)
     model = Denoiser(config.model, config.text)

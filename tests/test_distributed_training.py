@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kinetoscope.training.dit import Denoiser, diffusion_loss, draw_batch, train_dit
+from kinetoscope.training.denoiser import Denoiser
+from kinetoscope.training.dit import train_dit
+from kinetoscope.training.dit_step import diffusion_loss, draw_batch
 from kinetoscope.training.distributed import World
 from test_dit_training import _buckets, _config
 

@@ -11,7 +11,8 @@ from kinetoscope.data.latent_cache import LatentBucket
 from kinetoscope.data.shapes_latents import LatentBucketSpec, ShapesLatentsConfig
 from kinetoscope.shapes.vocabulary import caption_language
 from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
-from kinetoscope.training.dit import DiTTrainConfig, EMA, ema_denoiser, train_dit, validation_loss
+from kinetoscope.training.dit import DiTTrainConfig, EMA, ema_denoiser, train_dit
+from kinetoscope.training.dit_step import validation_loss
 from kinetoscope.transformer import DiTConfig
 
 

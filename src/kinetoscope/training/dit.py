@@ -4,11 +4,10 @@ The text encoder is either the small word encoder, trained jointly, or a frozen 
 (T5, CLIP, a sentence-transformer's BERT) from a local folder, whose per-token states are
 computed once per distinct caption and kept on the device (:class:`~kinetoscope.training.caption_cache.CaptionCache`).
 
-One step: pick a bucket (one latent shape, so the batch stacks), draw clips and their given-frame
-masks, drop some captions (classifier-free guidance), noise the rest of each clip to a
-logit-normal time, and regress the velocity on the frames that are not given. AdamW with
-warm-up and cosine decay, gradient clipping, and an exponential moving average of the weights,
-which is what gets exported. A checkpoint holds everything to continue bit-exactly: weights,
+What one step computes (the batch, its masks and dropped captions, the loss) is
+:mod:`~kinetoscope.training.dit_step`; this is the loop around it: AdamW with warm-up and cosine
+decay, gradient clipping, and an exponential moving average of the weights, which is what gets
+exported. A checkpoint holds everything to continue bit-exactly: weights,
 EMA, optimizer, step and random states.
 """
 
@@ -16,10 +15,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,25 +25,13 @@ import torch
 from tqdm import tqdm
 
 from kinetoscope.data.latent_cache import LatentBucket
-from kinetoscope.diffusion import (
-    add_noise,
-    flow_loss,
-    motion_weights,
-    predict_x0,
-    sample_timesteps,
-    shift_for_tokens,
-    velocity_target,
-)
-from kinetoscope.patches import patch_grid
 from kinetoscope.text import HFTextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training import checkpoint, distributed
-from kinetoscope.training.binding import binding_loss, exchanged_captions
 from kinetoscope.training.caption_cache import CaptionCache
-from kinetoscope.training.decoded_loss import decoded_loss
 from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
-from kinetoscope.training.distributed import World, current, data_parallel, gathered
-from kinetoscope.training.frame_masks import sample_frame_masks
+from kinetoscope.training.distributed import current, data_parallel, gathered
 from kinetoscope.training.dit_config import DiTTrainConfig
+from kinetoscope.training.dit_step import diffusion_loss, draw_batch, tokens_per_clip, validation_loss
 from kinetoscope.training.ema import EMA
 from kinetoscope.training.run import LOG_NAME, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
 from kinetoscope.vae.model import CausalVideoVAE
@@ -56,116 +42,6 @@ def learning_rate(config: DiTTrainConfig, step: int) -> float:
     return warmup_cosine(
         step, lr=config.lr, warmup_steps=config.warmup_steps, total_steps=config.steps, min_lr_ratio=config.min_lr_ratio
     )
-
-
-def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
-    """Patch tokens of one latent clip of ``shape`` ``(c, t, h, w)``."""
-    return math.prod(patch_grid(tuple(shape[1:]), patch))
-
-
-@dataclass
-class DiTBatch:
-    """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``;
-    with ``binding_weight``, each caption with its objects' ``binding_attributes`` exchanged (or None)."""
-
-    latents: torch.Tensor
-    captions: list[str]
-    given: torch.Tensor
-    exchanged: list[str | None] | None = None
-
-
-def draw_batch(
-    config: DiTTrainConfig, buckets: list[LatentBucket], weights: torch.Tensor, generator: torch.Generator
-) -> DiTBatch:
-    """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it."""
-    bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
-    size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
-    index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
-    captions = [bucket.records[i]["text"] for i in index.tolist()]
-    dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
-    captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
-    given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
-    records = [bucket.records[i] for i in index.tolist()]
-    exchanged = exchanged_captions(records, captions, config.binding_attributes) if config.binding_weight > 0 else None
-    return DiTBatch(bucket.latents[index], captions, given, exchanged)
-
-
-def diffusion_loss(
-    denoiser: torch.nn.Module,
-    batch: DiTBatch,
-    config: DiTTrainConfig,
-    generator: torch.Generator,
-    decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    parts: dict[str, float] | None = None,
-    world: World | None = None,
-) -> torch.Tensor:
-    """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss.
-
-    ``denoiser`` is a :class:`Denoiser` or its DistributedDataParallel wrapper. With ``decode``
-    (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus the weighted
-    :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step prediction; ``parts``
-    (when given) receives that term unweighted, as ``"decoded"``. With ``config.binding_weight``
-    above 0 and exchanged captions in the batch, plus the weighted
-    :func:`~kinetoscope.training.binding.binding_loss` (``parts["binding"]``).
-
-    With a ``world`` of several processes, times and noise are drawn for the whole batch (the
-    same draws in every process) and this process's share of clips is denoised; its loss is
-    scaled so that the mean of the shares' losses, which DistributedDataParallel's gradient
-    average differentiates, is the whole batch's loss.
-    """
-    device = next(denoiser.parameters()).device
-    x0 = batch.latents.to(device)
-    b, _, t, h, w = x0.shape
-    shift = shift_for_tokens(tokens_per_clip(x0.shape[1:], config.model.patch_size))
-    times = sample_timesteps(b, generator, logit_mean=config.logit_mean, logit_std=config.logit_std, shift=shift)
-    given = batch.given.to(device)[:, None, :, None, None]                                       # b 1 t 1 1
-    t_frames = torch.where(given, 0.0, times.to(device)[:, None, None, None, None])              # b 1 t 1 1
-    noise = torch.randn(x0.shape, generator=generator).to(device)
-    x_t = add_noise(x0, noise, t_frames)
-    weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
-    if world is not None and world.size > 1:  # (train_dit refuses decoded_weight and binding_weight here)
-        share = world.shard(b)
-        v = denoiser(x_t[share], t_frames[share], batch.captions[share])
-        loss = flow_loss(v, velocity_target(x0[share], noise[share]), weight[share])
-        # flow_loss divided by this share's weight; the whole batch's, times the process count, instead.
-        kept = weight[share].expand_as(v).sum().clamp_min(1.0)
-        return loss * kept / weight.expand_as(x0).sum().clamp_min(1.0) * world.size
-    v = denoiser(x_t, t_frames, batch.captions)
-    target = velocity_target(x0, noise)
-    loss = flow_loss(v, target, weight)
-    if config.binding_weight > 0 and batch.exchanged is not None:
-        term = binding_loss(denoiser, x_t, t_frames, times, v, target, weight, batch.exchanged,
-                            temperature=config.binding_temperature, min_t=config.binding_min_t)  # fmt: skip
-        if term is not None:
-            if parts is not None:
-                parts["binding"] = float(term.detach())
-            loss = loss + config.binding_weight * term
-    if decode is None or config.decoded_weight == 0:
-        return loss
-    # Given frames' predictions are x0 itself (t = 0), so they add nothing here either.
-    x0_pred = predict_x0(x_t, v, t_frames)
-    pixels = decoded_loss(decode, x0, x0_pred, times, max_t=config.decoded_max_t, clips=config.decoded_clips)
-    if parts is not None:
-        parts["decoded"] = float(pixels.detach())
-    return loss + config.decoded_weight * pixels
-
-
-@torch.no_grad()
-def validation_loss(denoiser: Denoiser, bucket: LatentBucket, config: DiTTrainConfig, seed: int = 0) -> float:
-    """Mean loss of ``denoiser`` over every clip of ``bucket`` as text-to-video (nothing given, no
-    caption dropped), each clip's time and noise fixed by ``seed``: comparable across steps and runs."""
-    generator = torch.Generator().manual_seed(seed)
-    size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
-    was_training = denoiser.training
-    denoiser.eval()
-    total = 0.0
-    for start in range(0, bucket.latents.shape[0], size):
-        latents = bucket.latents[start : start + size]
-        captions = [r["text"] for r in bucket.records[start : start + size]]
-        given = torch.zeros(latents.shape[0], bucket.shape[1], dtype=torch.bool)
-        total += float(diffusion_loss(denoiser, DiTBatch(latents, captions, given), config, generator)) * len(captions)
-    denoiser.train(was_training)
-    return total / bucket.latents.shape[0]
 
 
 @dataclass
