@@ -41,13 +41,17 @@ class SelfAttention(nn.Module):
         self.qk_scale = nn.Parameter(torch.ones(2, 1, width // heads))  # RMSNorm gains of q and k
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: Tensor, freqs: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``"b n d" -> "b n d"``; ``freqs`` ``"b n (e/2)"`` complex, ``mask`` bool ``"b 1 n n"`` or None."""
+    def project(self, x: Tensor, freqs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys (normalised and rotated) and values ``"b h n e"`` of ``x`` ``"b n d"``."""
         qkv = rearrange(self.qkv(x), "b n (three h e) -> b n three h e", three=3, h=self.heads)
         # q and k are normalised and rotated together: half the kernel launches.
         qk = apply_rope(rms_norm(qkv[:, :, :2], self.qk_scale, self.eps), freqs)             # b n 2 h e
         q, k = rearrange(qk.to(x.dtype), "b n two h e -> two b h n e", two=2)
-        v = rearrange(qkv[:, :, 2], "b n h e -> b h n e")
+        return q, k, rearrange(qkv[:, :, 2], "b n h e -> b h n e")
+
+    def forward(self, x: Tensor, freqs: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``"b n d" -> "b n d"``; ``freqs`` ``"b n (e/2)"`` complex, ``mask`` bool ``"b 1 n n"`` or None."""
+        q, k, v = self.project(x, freqs)                                                       # b h n e
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)                          # b h n e
         return self.out(rearrange(out, "b h n e -> b n (h e)"))                                  # b n d
 
@@ -64,14 +68,26 @@ class CrossAttention(nn.Module):
         self.k_scale = nn.Parameter(torch.ones(width // heads))  # RMSNorm gain of k
         self.out = nn.Linear(width, width)
 
-    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``"b n d", "b l d" -> "b n d"``; ``mask`` bool ``"b 1 n l"`` or ``"b 1 1 l"`` or None."""
+    def project(self, x: Tensor, context: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries ``"b h n e"`` of ``x``, keys and values ``"b h l e"`` of ``context`` (normalised q and k)."""
         q = rearrange(self.q(x), "b n (h e) -> b h n e", h=self.heads)
         k, v = rearrange(self.kv(context), "b l (two h e) -> two b h l e", two=2, h=self.heads)
-        q = rms_norm(q, self.q_scale, self.eps).to(x.dtype)                                    # b h n e
-        k = rms_norm(k, self.k_scale, self.eps).to(x.dtype)                                    # b h l e
+        return rms_norm(q, self.q_scale, self.eps).to(x.dtype), rms_norm(k, self.k_scale, self.eps).to(x.dtype), v
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None = None) -> Tensor:
+        """``"b n d", "b l d" -> "b n d"``; ``mask`` bool ``"b 1 n l"`` or ``"b 1 1 l"`` or None."""
+        q, k, v = self.project(x, context)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)                          # b h n e
         return self.out(rearrange(out, "b h n e -> b n (h e)"))                                  # b n d
+
+
+def attention_weights(q: Tensor, k: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The probabilities ``"b h n m"`` that ``scaled_dot_product_attention(q, k, v, attn_mask=mask)``
+    averages values with, for looking at them (the fused kernels never form them)."""
+    logits = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5                                   # b h n m
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return logits.softmax(dim=-1)
 
 
 @dataclass
