@@ -53,6 +53,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--binding-attributes", type=_attribute_list, default=None, metavar="A,B",
                      help="what --binding-weight exchanges between the objects, at once: some of "
                      f"{','.join(EXCHANGEABLE)} (default: direction)")  # fmt: skip
+    dit.add_argument("--grounding-weight", type=float, default=None, metavar="W",
+                     help="add W x an attention loss on two-object clips: each object's video tokens read its own "
+                     "caption phrase over the other object's (word text encoder, one process only; default: 0, off)")  # fmt: skip
     dit.add_argument("--logit-mean", type=float, default=None,
                      help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
                      "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
@@ -196,6 +199,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("binding_temperature", args.binding_temperature),
             ("binding_min_t", args.binding_min_t),
             ("binding_attributes", args.binding_attributes),
+            ("grounding_weight", args.grounding_weight),
             ("logit_mean", args.logit_mean),
             ("logit_std", args.logit_std),
             ("val_clips", args.val_clips),

@@ -19,106 +19,17 @@ high noise, where no head binds yet.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from kinetoscope.diffusion import add_noise
 from kinetoscope.evaluation.ceiling import HELDOUT_SEED
-from kinetoscope.patches import patch_grid
+from kinetoscope.shapes.object_tokens import ObjectWords, object_tokens, object_word_spans
 from kinetoscope.shapes.render import RenderedClip, render_random_clip
-from kinetoscope.shapes.spec import SceneSpec, object_phrase
 from kinetoscope.text import WordTextEncoder
-from kinetoscope.text.tokenizer import split_words
 from kinetoscope.transformer.attention import attention_weights
-
-
-@dataclass(frozen=True)
-class ObjectWords:
-    """Token index spans ``[start, stop)`` of one object's phrase in the word tokenizer's ids."""
-
-    noun: tuple[int, int]
-    motion: tuple[int, int]
-
-
-def object_word_spans(caption: str, scene: SceneSpec) -> list[ObjectWords]:
-    """The noun and motion spans of each moving object of ``scene`` in ``caption``'s word ids
-    (``<bos>`` first, as :class:`~kinetoscope.text.tokenizer.WordTokenizer` makes them).
-
-    Raises ValueError when an object's phrase is not in the caption or the object stays still.
-    """
-    words = split_words(caption)
-    spans, start = [], 0
-    for obj in scene.objects:
-        phrase = split_words(object_phrase(obj))
-        if "moves" not in phrase:
-            raise ValueError(f"the {obj.color} {obj.shape} stays still: it has no motion words")
-        at = next((i for i in range(start, len(words) - len(phrase) + 1) if words[i : i + len(phrase)] == phrase), None)
-        if at is None:
-            raise ValueError(f"caption {caption!r} does not hold the phrase {' '.join(phrase)!r}")
-        verb = at + phrase.index("moves")
-        spans.append(ObjectWords(noun=(1 + at, 1 + verb), motion=(1 + verb, 1 + at + len(phrase))))
-        start = at + len(phrase)
-    return spans
-
-
-def object_tokens(
-    boxes: np.ndarray,
-    latent_shape: tuple[int, int, int],
-    patch_size: tuple[int, int, int],
-    *,
-    spatial_compression: int,
-    temporal_compression: int,
-) -> list[list[int]]:
-    """Per object, the video token indices (patchify's ``t h w`` order) holding its box centre.
-
-    ``boxes`` ``"t o 4"`` are pixel boxes per frame; latent frame 0 holds pixel frame 0 and latent
-    frame ``k`` the frames ``(k - 1) * tc + 1 .. k * tc`` (the causal VAE), whose mean centre is
-    used. Tokens that hold both objects' centres are left out: they say nothing about binding.
-    """
-    gt, gh, gw = patch_grid(latent_shape, patch_size)
-    pt, ph, pw = patch_size
-    centres = (boxes[..., :2] + boxes[..., 2:]) / 2                                           # t o 2 (x, y)
-    per_object = []
-    for o in range(boxes.shape[1]):
-        tokens = []
-        for k in range(latent_shape[0]):
-            frames = [0] if k == 0 else range((k - 1) * temporal_compression + 1, k * temporal_compression + 1)
-            frames = [f for f in frames if f < len(centres)]
-            if not frames:
-                continue
-            x, y = centres[frames, o].mean(axis=0)
-            row = min(int(y // (ph * spatial_compression)), gh - 1)
-            col = min(int(x // (pw * spatial_compression)), gw - 1)
-            tokens.append(((k // pt) * gh + row) * gw + col)
-        per_object.append(list(dict.fromkeys(tokens)))  # a token spanning several latent frames counts once
-    shared = set.intersection(*(set(t) for t in per_object)) if len(per_object) > 1 else set()
-    return [[i for i in t if i not in shared] for t in per_object]
-
-
-class _AttentionRecorder:
-    """Forward hooks on every block's text attention keeping the video-to-text probabilities
-    ``"b h n l"`` (joint mode: the video queries' rows, text columns; cross mode: all of it)."""
-
-    def __init__(self, transformer: torch.nn.Module) -> None:
-        self.joint = transformer.config.text_conditioning == "joint"
-        self.text_length = 0
-        self.maps: list[Tensor] = []
-        layers = [b.attn if self.joint else b.cross_attn for b in transformer.blocks]
-        self.handles = [layer.register_forward_hook(self._hook) for layer in layers]
-
-    def _hook(self, module: torch.nn.Module, args: tuple, output: Tensor) -> None:
-        x, other, mask = (*args, None)[:3]
-        q, k, _ = module.project(x, other)
-        p = attention_weights(q.float(), k.float(), mask)
-        l = self.text_length
-        self.maps.append(p[:, :, l:, :l] if self.joint else p)
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
+from kinetoscope.transformer.attention_tap import AttentionTap
 
 
 @torch.no_grad()
@@ -147,26 +58,27 @@ def word_attention(
     x0 = latents.float().to(device)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     text = text_encoder.encode(list(captions), device)
-    recorder = _AttentionRecorder(transformer)
-    recorder.text_length = text.hidden.shape[1]
-    try:
+    with AttentionTap(transformer) as tap:
         transformer(add_noise(x0, noise, t), torch.full((x0.shape[0],), t, device=device), text.hidden, text.mask)
-    finally:
-        recorder.close()
+    video = tap.records[0][0].shape[2] - (text.hidden.shape[1] if tap.joint else 0)
+    maps = []  # per block, "b h n l": the video tokens' probabilities over the text tokens
+    for q, k, mask in tap.records:
+        p = attention_weights(q.float(), k.float(), mask)
+        maps.append(p[:, :, -video:, : p.shape[-1] - video] if tap.joint else p)
     rows = []
     names = ("text", "own_noun", "other_noun", "own_motion", "other_motion")
-    for block, maps in enumerate(recorder.maps):                                               # b h n l
-        totals, count = torch.zeros(len(names), maps.shape[1]), 0
+    for block, probs in enumerate(maps):                                                       # b h n l
+        totals, count = torch.zeros(len(names), probs.shape[1]), 0
         for i, (clip_tokens, clip_spans) in enumerate(zip(tokens, spans, strict=True)):
             for o, own in enumerate(clip_spans):
                 if not clip_tokens[o]:
                     continue
                 other = clip_spans[1 - o]
-                rows_of = maps[i, :, clip_tokens[o]].cpu()                                      # h q l
-                parts = [(0, maps.shape[-1]), own.noun, other.noun, own.motion, other.motion]
+                rows_of = probs[i, :, clip_tokens[o]].cpu()                                     # h q l
+                parts = [(0, probs.shape[-1]), own.noun, other.noun, own.motion, other.motion]
                 totals += torch.stack([rows_of[..., a:b].sum(-1).mean(-1) for a, b in parts])
                 count += 1
-        for head in range(maps.shape[1]):
+        for head in range(probs.shape[1]):
             rows.append({"t": t, "block": block, "head": head} | {n: float(totals[j, head]) / max(count, 1) for j, n in enumerate(names)})
     return rows
 

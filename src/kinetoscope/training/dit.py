@@ -33,6 +33,7 @@ from kinetoscope.training.distributed import current, data_parallel, gathered
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.dit_step import diffusion_loss, draw_batch, tokens_per_clip, validation_loss
 from kinetoscope.training.ema import EMA
+from kinetoscope.training.grounding import Grounder
 from kinetoscope.training.run import LOG_NAME, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
 from kinetoscope.vae.model import CausalVideoVAE
 
@@ -73,7 +74,7 @@ def train_dit(
     With ``validation`` clips, the EMA weights' :func:`validation_loss` on them is logged
     (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end, and for a
     fine-tune (``config.init_from``) at step 0 too. ``vae`` (frozen; the latents' own) is needed
-    only for ``config.decoded_weight``.
+    only for ``config.decoded_weight`` and ``config.grounding_weight``.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
 
     In a process group (torchrun; :mod:`~kinetoscope.training.distributed`) each process trains
@@ -92,7 +93,7 @@ def train_dit(
                 f"a batch of latents {tuple(bucket.shape)} holds fewer clips than the {world.size} training processes; "
                 "raise tokens_per_batch"
             )
-    for extra in ("decoded_weight", "binding_weight"):  # their extra terms are computed on the whole batch
+    for extra in ("decoded_weight", "binding_weight", "grounding_weight"):  # extra terms computed on the whole batch
         if world.size > 1 and getattr(config, extra) > 0:
             raise ValueError(f"{extra} trains in one process only")
     run_dir = Path(run_dir)
@@ -114,6 +115,12 @@ def train_dit(
 
         def decode(z: torch.Tensor) -> torch.Tensor:
             return frozen.decoder(frozen.denormalize(z))
+
+    grounder = None
+    if config.grounding_weight > 0:
+        if vae is None:
+            raise ValueError("grounding_weight needs the VAE whose latents these are")
+        grounder = Grounder(config.model.patch_size, vae.spatial_compression, vae.temporal_compression)
 
     torch.manual_seed(config.seed)
     denoiser = Denoiser(config.model, text).to(device)
@@ -194,7 +201,7 @@ def train_dit(
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = draw_batch(config, buckets, bucket_weights, generator)
+            batch = draw_batch(config, buckets, bucket_weights, generator, grounder)
             with autocast(device, config.precision):
                 loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)
@@ -210,7 +217,7 @@ def train_dit(
             tokens = batch.latents.shape[0] * tokens_per_clip(batch.latents.shape[1:], config.model.patch_size)
             record = {"step": step, "lr": lr, "loss": value, "grad_norm": round(grad_norm, 4),
                       "tokens": tokens, "seconds": round(seconds, 3)}  # fmt: skip
-            record.update(parts)  # "decoded", "binding": the extra terms, unweighted
+            record.update(parts)  # "decoded", "binding", "grounding": the extra terms, unweighted
             log.write(json.dumps(record) + "\n")
             if validation is not None and config.val_every and (step % config.val_every == 0 or step == end):
                 validate(step)

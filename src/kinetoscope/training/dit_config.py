@@ -71,6 +71,10 @@ class DiTTrainConfig:
     binding_temperature: float = 0.01
     binding_min_t: float = 0.5
     binding_attributes: tuple[str, ...] = ("direction",)
+    # The attention grounding loss of training.grounding (two-object clips: each object's video
+    # tokens split their reading of the two object phrases toward their own), weighted so; 0 = off.
+    # Needs the word text encoder (its tokens are the caption's words) and the latents' VAE.
+    grounding_weight: float = 0.0
     logit_mean: float = 0.0
     logit_std: float = 1.0
     checkpoint_every: int = 200
@@ -138,6 +142,10 @@ class DiTTrainConfig:
                 f"{self.binding_weight}, {self.binding_temperature}, {self.binding_min_t}"
             )
         self.binding_attributes = tuple(self.binding_attributes)
+        if not self.grounding_weight >= 0:
+            raise ValueError(f"grounding_weight must be 0 or more, got {self.grounding_weight}")
+        if self.grounding_weight > 0 and self.text_encoder != "word":
+            raise ValueError("grounding_weight needs the word text encoder (its tokens are the caption's words)")
         if not self.binding_attributes or not set(self.binding_attributes) <= set(EXCHANGEABLE):
             raise ValueError(
                 f"binding_attributes must name some of {', '.join(EXCHANGEABLE)}; got {', '.join(self.binding_attributes) or 'none'}"

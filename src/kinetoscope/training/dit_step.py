@@ -8,6 +8,7 @@ binding and decoded terms; :func:`validation_loss` is the same loss at fixed tim
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ from kinetoscope.training.denoiser import Denoiser
 from kinetoscope.training.distributed import World
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.frame_masks import sample_frame_masks
+from kinetoscope.training.grounding import ClipGrounding, Grounder, grounding_loss
+from kinetoscope.transformer.attention_tap import AttentionTap
 
 
 def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
@@ -41,18 +44,25 @@ def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
 @dataclass
 class DiTBatch:
     """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``;
-    with ``binding_weight``, each caption with its objects' ``binding_attributes`` exchanged (or None)."""
+    with ``binding_weight``, each caption with its objects' ``binding_attributes`` exchanged (or None);
+    with ``grounding_weight``, each clip's object tokens and words (or None)."""
 
     latents: torch.Tensor
     captions: list[str]
     given: torch.Tensor
     exchanged: list[str | None] | None = None
+    grounding: list[ClipGrounding | None] | None = None
 
 
 def draw_batch(
-    config: DiTTrainConfig, buckets: list[LatentBucket], weights: torch.Tensor, generator: torch.Generator
+    config: DiTTrainConfig,
+    buckets: list[LatentBucket],
+    weights: torch.Tensor,
+    generator: torch.Generator,
+    grounder: Grounder | None = None,
 ) -> DiTBatch:
-    """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it."""
+    """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it (``grounder``:
+    the clips' groundings too, for ``grounding_weight``)."""
     bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
     size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
     index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
@@ -62,7 +72,8 @@ def draw_batch(
     given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
     records = [bucket.records[i] for i in index.tolist()]
     exchanged = exchanged_captions(records, captions, config.binding_attributes) if config.binding_weight > 0 else None
-    return DiTBatch(bucket.latents[index], captions, given, exchanged)
+    grounding = grounder.batch(records, captions, bucket.shape) if grounder is not None else None
+    return DiTBatch(bucket.latents[index], captions, given, exchanged, grounding)
 
 
 def diffusion_loss(
@@ -81,7 +92,9 @@ def diffusion_loss(
     :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step prediction; ``parts``
     (when given) receives that term unweighted, as ``"decoded"``. With ``config.binding_weight``
     above 0 and exchanged captions in the batch, plus the weighted
-    :func:`~kinetoscope.training.binding.binding_loss` (``parts["binding"]``).
+    :func:`~kinetoscope.training.binding.binding_loss` (``parts["binding"]``); with
+    ``config.grounding_weight`` and groundings in the batch, the weighted
+    :func:`~kinetoscope.training.grounding.grounding_loss` (``parts["grounding"]``).
 
     With a ``world`` of several processes, times and noise are drawn for the whole batch (the
     same draws in every process) and this process's share of clips is denoised; its loss is
@@ -105,9 +118,17 @@ def diffusion_loss(
         # flow_loss divided by this share's weight; the whole batch's, times the process count, instead.
         kept = weight[share].expand_as(v).sum().clamp_min(1.0)
         return loss * kept / weight.expand_as(x0).sum().clamp_min(1.0) * world.size
-    v = denoiser(x_t, t_frames, batch.captions)
+    grounded = config.grounding_weight > 0 and batch.grounding is not None and any(g is not None for g in batch.grounding)
+    with AttentionTap(denoiser.transformer) if grounded else contextlib.nullcontext() as tap:
+        v = denoiser(x_t, t_frames, batch.captions)
     target = velocity_target(x0, noise)
     loss = flow_loss(v, target, weight)
+    if grounded:
+        term = grounding_loss(tap.video_to_text(tokens_per_clip(x0.shape[1:], config.model.patch_size)), batch.grounding)
+        if term is not None:
+            if parts is not None:
+                parts["grounding"] = float(term.detach())
+            loss = loss + config.grounding_weight * term
     if config.binding_weight > 0 and batch.exchanged is not None:
         term = binding_loss(denoiser, x_t, t_frames, times, v, target, weight, batch.exchanged,
                             temperature=config.binding_temperature, min_t=config.binding_min_t)  # fmt: skip
