@@ -23,6 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_word_attention(subparsers)
 
 
+def _check_clips_and_model(args: argparse.Namespace) -> None:
+    """The checks every diagnostic makes: at least one clip, and a model folder that exists."""
+    if args.clips < 1:
+        raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    if args.model is not None and not args.model.is_dir():
+        raise KinetoscopeError(f"--model {args.model}: not a folder")
+
+
 def _register_caption_swap(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "caption-swap",
@@ -52,13 +60,11 @@ def _register_caption_swap(subparsers: argparse._SubParsersAction) -> None:
 
 def run_caption_swap(args: argparse.Namespace) -> int:
     """Loss gaps per attribute and time; prints a table (or JSON)."""
-    if args.clips < 1:
-        raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    _check_clips_and_model(args)
     if any(not 0 < t < 1 for t in args.times):
         raise KinetoscopeError(f"--times: each must lie in (0, 1), got {' '.join(map(str, args.times))}")
-    for flag, path in (("--model", args.model), ("--cache", args.cache)):
-        if path is not None and not path.is_dir():
-            raise KinetoscopeError(f"{flag} {path}: not a folder")
+    if not args.cache.is_dir():
+        raise KinetoscopeError(f"--cache {args.cache}: not a folder")
     from kinetoscope.data.latent_cache import load_buckets, vae_fingerprint
     from kinetoscope.evaluation.caption_swap import caption_swap_gaps
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
@@ -107,12 +113,9 @@ def _register_one_step(subparsers: argparse._SubParsersAction) -> None:
 
 def run_one_step(args: argparse.Namespace) -> int:
     """Per object count and time, the share of clips passing each attribute; a table (or JSON)."""
-    if args.clips < 1:
-        raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    _check_clips_and_model(args)
     if any(not 0 <= t < 1 for t in args.times):
         raise KinetoscopeError(f"--times: each must lie in [0, 1), got {' '.join(map(str, args.times))}")
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
     from kinetoscope.evaluation.ceiling import reconstruction_adherence
     from kinetoscope.evaluation.one_step import one_step_roundtrip
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
@@ -156,12 +159,9 @@ def _register_word_attention(subparsers: argparse._SubParsersAction) -> None:
 
 def run_word_attention(args: argparse.Namespace) -> int:
     """Per time, the own shares over all heads, then a row per block and head; or JSON."""
-    if args.clips < 1:
-        raise KinetoscopeError(f"--clips: must be at least 1, got {args.clips}")
+    _check_clips_and_model(args)
     if any(not 0 <= t <= 1 for t in args.times):
         raise KinetoscopeError(f"--times: each must lie in [0, 1], got {' '.join(map(str, args.times))}")
-    if args.model is not None and not args.model.is_dir():
-        raise KinetoscopeError(f"--model {args.model}: not a folder")
     from kinetoscope.evaluation.word_attention import binding_clips, measure_word_attention, own_share
     from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
 
