@@ -15,6 +15,12 @@ over the attention logits ``s`` of an object token to the two objects' noun word
 circle"), and likewise to their motion words ("moves slowly to the right"), averaged. It leaves the
 other keys out of the ratio, so it says how a head splits its reading between the two phrases, not
 how much it reads the text.
+
+Measured (a 1,200-step fine-tune of the shipped model at weight 0.2 against the same without,
+``eval t2v`` suite seeds 0-3): the share rose as asked (motion words 0.863 at t = 0.5 against 0.557,
+the term from 0.74 to 0.25) and nothing downstream moved: two-object direction misses 395 of 632
+objects against 388 (p = 0.68), the exchanged-direction loss gap at t = 0.7 0.005 against 0.007,
+one-object all-correct 113 of 316 against 120, validation loss 0.232 against 0.227. Off by default.
 """
 
 from __future__ import annotations
