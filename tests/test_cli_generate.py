@@ -95,6 +95,8 @@ def test_eval_t2v_prints_a_table_per_object_count(run_cli, tiny_model_dir):
     assert all(isinstance(row["misses"], list) for row in report["rows"])
     groups = report["by_size_and_speed"]  # the one-object prompts by asked size and speed
     assert sum(g["prompts"] for g in groups.values()) == report["summary"]["1"]["all"]["prompts"]
+    still = report["still_objects"]  # objects asked to stay still: alone, and beside a moving one
+    assert set(still) == {"alone", "beside_a_mover"} and still["alone"]["moved"] <= still["alone"]["objects"]
     missed = [row for row in report["rows"] if not row["all_correct"]]
     assert missed and all(row["misses"] for row in missed)  # a one-step random model misses; each says how
     result = run_cli("eval", "t2v", "--model", tiny_model_dir, "--per-group", "1", "--steps", "1", "--misses", "2",

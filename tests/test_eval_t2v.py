@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kinetoscope.evaluation.t2v import build_suite, paraphrase, run_suite, stated_query
+from kinetoscope.evaluation.t2v import SuiteResult, build_suite, paraphrase, run_suite, stated_query
 from kinetoscope.shapes.prompts import parse_prompt
 from kinetoscope.shapes.render import render_clip, sample_scene
 from kinetoscope.shapes.spec import ObjectSpec, SceneSpec
@@ -98,3 +98,26 @@ def test_one_object_accuracy_splits_by_the_asked_size_and_speed():
     assert {"small quickly", "small slowly", "large quickly"} <= set(groups)
     assert groups["small quickly"]["all_correct"] == groups["small slowly"]["all_correct"] == 0.0
     assert groups["large quickly"]["all_correct"] >= 0.9
+
+
+def _row(directions, misses):
+    asked = [{"size": "large", "speed": "still" if d == "still" else "slowly", "direction": d} for d in directions]
+    return {"objects": len(directions), "asked": asked,
+            "misses": [{"object": i, "attribute": "direction", "expected": directions[i], "measured": m} for i, m in misses]}  # fmt: skip
+
+
+def test_still_objects_count_who_moved_and_whether_toward_the_mover():
+    rows = [
+        _row(["still"], []),                               # alone, kept still
+        _row(["still"], [(0, "up")]),                      # alone, moved
+        _row(["still", "left"], [(0, "left")]),            # beside a mover, moved its way
+        _row(["up-left", "still"], [(1, "down-left")]),    # moved 90 degrees off the mover's way
+        _row(["still", "right"], [(0, "up-right")]),       # 45 degrees off the mover's way
+        _row(["still", "down"], [(0, None)]),              # not found: not counted as moving
+        _row(["still", "still"], [(0, "up")]),             # nobody moves beside it: neither group
+        _row(["left", "right"], [(0, "right")]),           # no still object
+        {"objects": 1, "asked": [{"size": "large", "speed": "still"}], "misses": []},  # an old row: left out
+    ]
+    still = SuiteResult(rows).still_objects()
+    assert still["alone"] == {"objects": 2, "moved": 1}
+    assert still["beside_a_mover"] == {"objects": 4, "moved": 3, "toward_mover": 2}

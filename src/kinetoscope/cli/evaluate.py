@@ -138,7 +138,8 @@ def run_t2v(args: argparse.Namespace) -> int:
     summary = {n: {name: result.accuracy(n, kind) for name, kind in kinds.items()} for n in (1, 2)}
     if args.json:
         by_count = {str(n): s for n, s in summary.items()}
-        report = {"settings": _settings(pipe, args), "summary": by_count, "by_size_and_speed": result.by_size_and_speed()}
+        report = {"settings": _settings(pipe, args), "summary": by_count, "by_size_and_speed": result.by_size_and_speed(),
+                  "still_objects": result.still_objects()}  # fmt: skip
         print(json.dumps(report | {"rows": result.rows}))
         return 0
     names = list(next(iter(result.rows))["attributes"]) + ["all_correct"]
@@ -156,6 +157,11 @@ def run_t2v(args: argparse.Namespace) -> int:
     if groups:
         cells = (f"{key} {g['all_correct'] * g['prompts']:.0f}/{g['prompts']:.0f}" for key, g in groups.items())
         print("one object, all correct by asked size and speed: " + ", ".join(cells))
+    still = result.still_objects()
+    alone, beside = still["alone"], still["beside_a_mover"]
+    if alone["objects"] or beside["objects"]:
+        print(f"objects asked to stay still that moved: alone {alone['moved']} of {alone['objects']}, beside a moving object "
+              f"{beside['moved']} of {beside['objects']} ({beside['toward_mover']} within 45 degrees of its asked way)")
     for n in (1, 2):
         misses = result.misses(n).most_common(args.misses)
         if misses:
