@@ -6,4 +6,6 @@
   canonical caption.
 - ``segment``, ``track``, ``measure``, ``motion``, ``detect``, ``analyzer``: judging a clip
   against what a prompt asks for.
+- ``swaps``, ``object_tokens``: ground truth for probing binding (captions with attributes swapped or
+  exchanged; which tokens hold each object and which words name it).
 """

@@ -3,7 +3,7 @@
 :func:`draw_batch` picks a bucket (one latent shape, so the batch stacks), draws clips, their
 given-frame masks and dropped captions; :func:`diffusion_loss` noises the rest of each clip to a
 logit-normal time and regresses the velocity on the frames that are not given, plus the optional
-binding and decoded terms; :func:`validation_loss` is the same loss at fixed times and noise.
+binding, grounding and decoded terms; :func:`validation_loss` is the same loss at fixed times and noise.
 """
 
 from __future__ import annotations

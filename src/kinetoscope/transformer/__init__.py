@@ -1,7 +1,8 @@
 """The diffusion transformer: a DiT over spacetime patch tokens, conditioned on time and text.
 
 ``config`` (hyperparameters and named sizes), ``rope`` (3D rotary positions), ``attention``
-(QK-normed self- and cross-attention, packed-sequence masks), ``embeddings`` (time and text),
+(QK-normed self- and cross-attention, packed-sequence masks), ``attention_tap`` (each block's
+video-to-text queries and keys, for looking at or training the attention), ``embeddings`` (time and text),
 ``blocks`` (the adaLN-single block and output layer), ``model`` (the network and its two entry
 points), ``grow`` (a trained model made deeper, predicting as before), ``lora`` (low-rank adapters
 through peft: added, merged, saved and loaded). Depends on torch, einops and
