@@ -18,6 +18,7 @@ high noise, where no head binds yet.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -25,10 +26,10 @@ from torch import Tensor
 
 from kinetoscope.diffusion import add_noise
 from kinetoscope.evaluation.ceiling import HELDOUT_SEED
+from kinetoscope.patches import patch_grid
 from kinetoscope.shapes.object_tokens import ObjectWords, object_tokens, object_word_spans
 from kinetoscope.shapes.render import RenderedClip, render_random_clip
 from kinetoscope.text import WordTextEncoder
-from kinetoscope.transformer.attention import attention_weights
 from kinetoscope.transformer.attention_tap import AttentionTap
 
 
@@ -60,11 +61,7 @@ def word_attention(
     text = text_encoder.encode(list(captions), device)
     with AttentionTap(transformer) as tap:
         transformer(add_noise(x0, noise, t), torch.full((x0.shape[0],), t, device=device), text.hidden, text.mask)
-    video = tap.records[0][0].shape[2] - (text.hidden.shape[1] if tap.joint else 0)
-    maps = []  # per block, "b h n l": the video tokens' probabilities over the text tokens
-    for q, k, mask in tap.records:
-        p = attention_weights(q.float(), k.float(), mask)
-        maps.append(p[:, :, -video:, : p.shape[-1] - video] if tap.joint else p)
+    maps = tap.video_to_text_probabilities(math.prod(patch_grid(tuple(x0.shape[2:]), transformer.config.patch_size)))
     rows = []
     names = ("text", "own_noun", "other_noun", "own_motion", "other_motion")
     for block, probs in enumerate(maps):                                                       # b h n l

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from kinetoscope.transformer.attention import attention_weights
+
 
 class AttentionTap:
     """Context manager: while open, each forward of ``transformer`` appends, per block, its
@@ -44,3 +46,12 @@ class AttentionTap:
             return self.records
         n = video_tokens
         return [(q[:, :, -n:], k[:, :, :-n], None if m is None else m[..., -n:, :-n]) for q, k, m in self.records]
+
+    def video_to_text_probabilities(self, video_tokens: int) -> list[Tensor]:
+        """Per block, the video tokens' attention probabilities over the text tokens ``"b h n l"``,
+        normalised over every key they may attend to (joint mode: the video tokens too)."""
+        probabilities = []
+        for q, k, mask in self.records:
+            p = attention_weights(q.float(), k.float(), mask)
+            probabilities.append(p[:, :, -video_tokens:, :-video_tokens] if self.joint else p)
+        return probabilities
