@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from kinetoscope.cli import train_dit
+from kinetoscope.cli.train_arguments import add_precision_argument
 
 # The shipped model's preset and the CPU recipe; `--preset tiny` is for smoke tests.
 _PRESETS = ("default", "tiny")
@@ -125,7 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     vae.add_argument("--lavfi-weight", type=float, default=0.1, help="share of lavfi test patterns (default: 0.1)")
     vae.add_argument("--export", type=Path, default=None, help="folder for the final model (default: RUN_DIR/final)")
     vae.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU), cpu, cuda, cuda:1, ... (default: auto)")
-    train_dit.add_precision_argument(vae)
+    add_precision_argument(vae)
     vae.add_argument(
         "--threads",
         type=int,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from kinetoscope.cli.train_arguments import add_precision_argument, attribute_list, parse_mask_mix, patch_size
 from kinetoscope.shapes.swaps import EXCHANGEABLE
 
 PRESETS = ("shapes", "debug")
@@ -36,6 +37,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--tokens-per-batch", type=int, default=None, help="patch tokens per batch (default: 2560, 32 clips of 16x64x64)")
     dit.add_argument("--motion-weight", type=float, default=None,
                      help="extra loss weight where the latent changes between frames (default: the preset's)")  # fmt: skip
+    dit.add_argument("--still-weight", type=float, default=None, metavar="W",
+                     help="extra loss weight W where an object asked to stay still is (from the Shapes World "
+                     "clips' scene records), which --motion-weight leaves at the background's (default: 0, off)")  # fmt: skip
     dit.add_argument("--decoded-weight", type=float, default=None, metavar="W",
                      help="add W x the pixel MSE of the decoded one-step prediction on low-noise clips (decoder "
                      "frozen; default: 0, off)")  # fmt: skip
@@ -50,7 +54,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="--binding-weight's loss fades once the exchange is worse by a few TAU (default: 0.01)")  # fmt: skip
     dit.add_argument("--binding-min-t", type=float, default=None, metavar="T",
                      help="--binding-weight counts clips with t from T (default: 0.5)")  # fmt: skip
-    dit.add_argument("--binding-attributes", type=_attribute_list, default=None, metavar="A,B",
+    dit.add_argument("--binding-attributes", type=attribute_list, default=None, metavar="A,B",
                      help="what --binding-weight exchanges between the objects, at once: some of "
                      f"{','.join(EXCHANGEABLE)} (default: direction)")  # fmt: skip
     dit.add_argument("--grounding-weight", type=float, default=None, metavar="W",
@@ -60,7 +64,7 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="training times t = sigmoid(M + S * normal) before the shift: M above 0 trains more on "
                      "high noise, where layout and motion are decided (default: 0)")  # fmt: skip
     dit.add_argument("--logit-std", type=float, default=None, help="S of --logit-mean, above 0 (default: 1)")
-    dit.add_argument("--patch-size", type=_patch_size, default=None, metavar="PT,PH,PW",
+    dit.add_argument("--patch-size", type=patch_size, default=None, metavar="PT,PH,PW",
                      help="latent values per spacetime patch along time, height, width (default: the preset's, "
                      "1,2,2, for 16 x 16 pixels per token; 1,4,4 for a --vae at 4x spatial compression; 1,1,1 "
                      "gives 4x the tokens per clip and so 4x fewer clips per batch)")  # fmt: skip
@@ -127,53 +131,6 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.set_defaults(func=run_dit)
 
 
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """``--precision``, shared with ``train vae`` (training.run.PRECISIONS; spelt out here so that
-    building the parser does not import torch)."""
-    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                        help="mixed precision: auto is bf16 autocast on CUDA and float32 on a CPU; bf16 on a CPU too "
-                        "(faster on CPUs with AMX, e.g. 2.1x for a VAE step and 1.3x for a DiT step on the dev machine; "
-                        "much slower without); fp32 everywhere (default: auto)")  # fmt: skip
-
-
-def _patch_size(text: str) -> tuple[int, int, int]:
-    """'1,2,2' -> (1, 2, 2) for argparse (a bad value exits 2 with argparse's one-line message)."""
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        sizes = ()
-    if len(sizes) != 3 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected three positive integers PT,PH,PW, e.g. 1,2,2")
-    return sizes  # type: ignore[return-value]
-
-
-def _attribute_list(text: str) -> tuple[str, ...]:
-    """'direction,speed' -> ('direction', 'speed') for argparse, each one of EXCHANGEABLE."""
-    names = tuple(v.strip() for v in text.split(",") if v.strip())
-    unknown = [v for v in names if v not in EXCHANGEABLE]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected some of {','.join(EXCHANGEABLE)}, comma-separated")
-    return names
-
-
-def parse_mask_mix(text: str) -> dict[str, float]:
-    """'suffix=0.12,last=0.08' -> {'suffix': 0.12, 'last': 0.08}; a ValueError names what is wrong."""
-    from kinetoscope.training.frame_masks import KINDS
-
-    mix = {}
-    for item in text.split(","):
-        kind, _, weight = item.strip().partition("=")
-        if kind not in KINDS:
-            raise ValueError(f"--masks: unknown mask kind {kind!r}; expected one of {', '.join(KINDS)}")
-        try:
-            mix[kind] = float(weight)
-        except ValueError:
-            raise ValueError(f"--masks {item!r}: the weight must be a number") from None
-        if not mix[kind] >= 0:
-            raise ValueError(f"--masks {item!r}: the weight must be 0 or more")
-    return mix
-
-
 def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_dim: int | None = None):
     """The run's :class:`DiTTrainConfig` from the preset and the flags; ``captions`` (of a
     curated cache) add their words to the word encoder's vocabulary; ``text_dim`` is the hidden
@@ -192,6 +149,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("tokens_per_batch", args.tokens_per_batch),
             ("lr", args.lr),
             ("motion_weight", args.motion_weight),
+            ("still_weight", args.still_weight),
             ("decoded_weight", args.decoded_weight),
             ("decoded_max_t", args.decoded_max_t),
             ("decoded_clips", args.decoded_clips),

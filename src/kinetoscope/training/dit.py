@@ -74,7 +74,7 @@ def train_dit(
     With ``validation`` clips, the EMA weights' :func:`validation_loss` on them is logged
     (``{"step", "val_loss"}`` lines) every ``config.val_every`` steps and at the end, and for a
     fine-tune (``config.init_from``) at step 0 too. ``vae`` (frozen; the latents' own) is needed
-    only for ``config.decoded_weight`` and ``config.grounding_weight``.
+    only for ``config.decoded_weight``, ``config.grounding_weight`` and ``config.still_weight``.
     Ctrl-C or SIGTERM finishes the step, saves, and raises KeyboardInterrupt.
 
     In a process group (torchrun; :mod:`~kinetoscope.training.distributed`) each process trains
@@ -117,9 +117,10 @@ def train_dit(
             return frozen.decoder(frozen.denormalize(z))
 
     grounder = None
-    if config.grounding_weight > 0:
+    if config.grounding_weight > 0 or config.still_weight > 0:
         if vae is None:
-            raise ValueError("grounding_weight needs the VAE whose latents these are")
+            name = "grounding_weight" if config.grounding_weight > 0 else "still_weight"
+            raise ValueError(f"{name} needs the VAE whose latents these are")
         grounder = Grounder(config.model.patch_size, vae.spatial_compression, vae.temporal_compression)
 
     torch.manual_seed(config.seed)

@@ -59,6 +59,10 @@ class DiTTrainConfig:
     # Extra loss weight where the clean latent changes between frames (diffusion.motion_weights):
     # without it, direction words went unlearnt. 0 = plain MSE.
     motion_weight: float = 4.0
+    # Extra loss weight over the latent cells an object asked to stay still covers (from the clips'
+    # scene records; training.grounding.Grounder.still_cover): motion_weight leaves a still object at
+    # the background's weight, so drawing it moving costs little. 0 = off.
+    still_weight: float = 0.0
     # Pixel MSE of the decoded one-step prediction on up to ``decoded_clips`` clips per step with
     # t < ``decoded_max_t`` (training.decoded_loss), weighted so; 0 = off (it needs the VAE).
     decoded_weight: float = 0.0
@@ -158,6 +162,8 @@ class DiTTrainConfig:
             raise ValueError(f"lora_alpha needs a lora_rank and must be above 0; got {self.lora_alpha} at rank {self.lora_rank}")
         if not self.motion_weight >= 0:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
+        if not self.still_weight >= 0:
+            raise ValueError(f"still_weight must be 0 or more, got {self.still_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
             raise ValueError(f"model.text_dim {self.model.text_dim} must equal text.width {self.text.width}")
 

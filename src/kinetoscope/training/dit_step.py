@@ -45,13 +45,15 @@ def tokens_per_clip(shape: tuple[int, ...], patch: tuple[int, int, int]) -> int:
 class DiTBatch:
     """One step's inputs: clean latents ``"b c t h w"``, captions, and given frames ``"b t"``;
     with ``binding_weight``, each caption with its objects' ``binding_attributes`` exchanged (or None);
-    with ``grounding_weight``, each clip's object tokens and words (or None)."""
+    with ``grounding_weight``, each clip's object tokens and words (or None); with ``still_weight``,
+    the share of each latent cell a still object covers, ``"b 1 t h w"``."""
 
     latents: torch.Tensor
     captions: list[str]
     given: torch.Tensor
     exchanged: list[str | None] | None = None
     grounding: list[ClipGrounding | None] | None = None
+    still: torch.Tensor | None = None
 
 
 def draw_batch(
@@ -62,7 +64,8 @@ def draw_batch(
     grounder: Grounder | None = None,
 ) -> DiTBatch:
     """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it (``grounder``:
-    the clips' groundings too, for ``grounding_weight``)."""
+    the clips' groundings too, for ``grounding_weight``, and their still objects' cover, for
+    ``still_weight``)."""
     bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
     size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
     index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
@@ -72,8 +75,12 @@ def draw_batch(
     given = sample_frame_masks(size, bucket.shape[1], config.masks, generator)
     records = [bucket.records[i] for i in index.tolist()]
     exchanged = exchanged_captions(records, captions, config.binding_attributes) if config.binding_weight > 0 else None
-    grounding = grounder.batch(records, captions, bucket.shape) if grounder is not None else None
-    return DiTBatch(bucket.latents[index], captions, given, exchanged, grounding)
+    grounded = grounder is not None and config.grounding_weight > 0
+    grounding = grounder.batch(records, captions, bucket.shape) if grounded else None
+    still = None
+    if grounder is not None and config.still_weight > 0:
+        still = torch.stack([grounder.still_cover(r, bucket.shape) for r in records])[:, None]     # b 1 t h w
+    return DiTBatch(bucket.latents[index], captions, given, exchanged, grounding, still)
 
 
 def diffusion_loss(
@@ -111,6 +118,8 @@ def diffusion_loss(
     noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = add_noise(x0, noise, t_frames)
     weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
+    if batch.still is not None:
+        weight = weight + (~given).float() * config.still_weight * batch.still.to(device)
     if world is not None and world.size > 1:  # (train_dit refuses decoded_weight and binding_weight here)
         share = world.shard(b)
         v = denoiser(x_t[share], t_frames[share], batch.captions[share])

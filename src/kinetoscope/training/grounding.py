@@ -77,6 +77,27 @@ class Grounder:
         """:meth:`clip` of every clip of a batch (its records and the captions the batch gives it)."""
         return [self.clip(r, c, latent_shape) for r, c in zip(records, captions, strict=True)]
 
+    def still_cover(self, record: Mapping[str, Any], latent_shape: Sequence[int]) -> Tensor:
+        """``"t h w"``: the share of each latent cell covered by the box of an object the clip's
+        ``"scene"`` keeps still (0 to 1; summed over such objects, capped at 1), the same in every
+        latent frame; zeros for a clip without one or without a scene record."""
+        _, t, h, w = latent_shape
+        cover = torch.zeros(h, w)
+        if record.get("scene") is None or record.get("seed") is None:
+            return cover.expand(t, h, w)
+        scene = SceneSpec.from_dict(record["scene"])
+        if all(o.direction != "still" for o in scene.objects):
+            return cover.expand(t, h, w)
+        s = self.spatial_compression
+        boxes = scene_boxes(scene, position_rng(int(record["seed"])), height=h * s, width=w * s, num_frames=1)[0]
+        edges_y, edges_x = torch.arange(h + 1.0) * s, torch.arange(w + 1.0) * s
+        for obj, (x0, y0, x1, y1) in zip(scene.objects, boxes.tolist(), strict=True):
+            if obj.direction == "still":
+                rows = (edges_y[1:].clamp(max=y1) - edges_y[:-1].clamp(min=y0)).clamp(min=0) / s      # h
+                cols = (edges_x[1:].clamp(max=x1) - edges_x[:-1].clamp(min=x0)).clamp(min=0) / s      # w
+                cover = cover + rows[:, None] * cols[None, :]
+        return cover.clamp(max=1.0).expand(t, h, w)
+
 
 def _queries(groundings: Sequence[ClipGrounding | None], text_length: int, device: torch.device):
     """Each object token as a query: its clip, its token, and per part (noun, motion) the masks
