@@ -13,14 +13,16 @@ from kinetoscope.training.dit import train_dit
 from kinetoscope.training.dit_step import diffusion_loss, draw_batch
 from kinetoscope.training.grounding import Grounder
 from test_binding_loss import ONE, TWO
+from test_grounding_loss import _buckets as _scene_buckets
+from test_grounding_loss import _record, _vae
 from test_dit_training import _config
 
 GROUNDER = Grounder((1, 2, 2), spatial_compression=8, temporal_compression=4)
 STILL = SceneSpec("black", (TWO.objects[0], ObjectSpec("blue", "square", "large", "still", "slowly")))
 
 
-def _record(scene, seed=7):
-    return {"text": canonical_caption(scene), "scene": scene.to_dict(), "seed": seed}
+def _buckets():
+    return _scene_buckets((STILL, ONE, TWO, STILL))
 
 
 def test_the_cover_is_the_still_objects_box_in_latent_cells():
@@ -38,19 +40,6 @@ def test_the_cover_is_the_still_objects_box_in_latent_cells():
     assert GROUNDER.still_cover(_record(TWO), (8, 5, 8, 8)).abs().sum() == 0
     assert GROUNDER.still_cover(_record(ONE), (8, 1, 8, 8)).abs().sum() == 0
     assert GROUNDER.still_cover({"text": "x", "scene": STILL.to_dict()}, (8, 5, 8, 8)).abs().sum() == 0
-
-
-def _buckets():
-    g = torch.Generator().manual_seed(0)
-    records = [_record(s, seed=10 + i) for i, s in enumerate([STILL, ONE, TWO, STILL] * 4)]
-    return [LatentBucket(torch.randn(16, 4, 3, 4, 4, generator=g), records), LatentBucket(torch.randn(16, 4, 1, 4, 4, generator=g), records)]
-
-
-def _vae():
-    from kinetoscope.vae.config import tiny
-    from kinetoscope.vae.model import CausalVideoVAE
-
-    return CausalVideoVAE(tiny())
 
 
 def test_the_weight_raises_the_loss_where_a_still_object_is(tmp_path):
