@@ -61,7 +61,8 @@ class DiTTrainConfig:
     motion_weight: float = 4.0
     # Extra loss weight over the latent cells an object asked to stay still covers (from the clips'
     # scene records; training.grounding.Grounder.still_cover): motion_weight leaves a still object at
-    # the background's weight, so drawing it moving costs little. 0 = off.
+    # the background's weight, so drawing it moving costs little. 0 = off. Measured (README, Direction):
+    # still objects keep still more, and so do the moving objects beside them; not shipped.
     still_weight: float = 0.0
     # Pixel MSE of the decoded one-step prediction on up to ``decoded_clips`` clips per step with
     # t < ``decoded_max_t`` (training.decoded_loss), weighted so; 0 = off (it needs the VAE).

@@ -47,7 +47,8 @@ class ClipGrounding:
 
 @dataclass(frozen=True)
 class Grounder:
-    """Groundings of batch clips from their cache records, for a VAE of these compressions."""
+    """Groundings of batch clips from their cache records, for a VAE of these compressions, and the
+    latent cells their still objects cover (``still_weight``)."""
 
     patch_size: tuple[int, int, int]
     spatial_compression: int
