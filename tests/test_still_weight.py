@@ -70,6 +70,9 @@ def test_the_weight_raises_the_loss_where_a_still_object_is(tmp_path):
     assert result.step == 2
     with pytest.raises(ValueError, match="still_weight needs the VAE"):
         train_dit(_config(steps=1, still_weight=1.0), _buckets(), tmp_path / "a", progress=False)
+    unrecorded = [LatentBucket(b.latents, [{"text": r["text"]} for r in b.records]) for b in _buckets()]  # e.g. a curated cache
+    with pytest.raises(ValueError, match="still_weight needs clips with scene records"):
+        train_dit(_config(steps=1, still_weight=1.0), unrecorded, tmp_path / "b", progress=False, vae=vae)
     with pytest.raises(ValueError, match="still_weight must be 0 or more"):
         _config(still_weight=-1.0)
 

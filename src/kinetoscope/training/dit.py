@@ -122,6 +122,8 @@ def train_dit(
             name = "grounding_weight" if config.grounding_weight > 0 else "still_weight"
             raise ValueError(f"{name} needs the VAE whose latents these are")
         grounder = Grounder(config.model.patch_size, vae.spatial_compression, vae.temporal_compression)
+    if config.still_weight > 0 and not any(r.get("scene") is not None for b in buckets for r in b.records):
+        raise ValueError("still_weight needs clips with scene records (a Shapes World cache); these clips have none")
 
     torch.manual_seed(config.seed)
     denoiser = Denoiser(config.model, text).to(device)
