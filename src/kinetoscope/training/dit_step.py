@@ -117,9 +117,10 @@ def diffusion_loss(
     t_frames = torch.where(given, 0.0, times.to(device)[:, None, None, None, None])              # b 1 t 1 1
     noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = add_noise(x0, noise, t_frames)
-    weight = (~given).float() * motion_weights(x0, config.motion_weight)                      # b 1 t h w
+    weight = motion_weights(x0, config.motion_weight)                                         # b 1 t h w
     if batch.still is not None:
-        weight = weight + (~given).float() * config.still_weight * batch.still.to(device)
+        weight = weight + config.still_weight * batch.still.to(device)
+    weight = (~given).float() * weight  # given frames are out of the loss
     if world is not None and world.size > 1:  # (train_dit refuses decoded_weight and binding_weight here)
         share = world.shard(b)
         v = denoiser(x_t[share], t_frames[share], batch.captions[share])
