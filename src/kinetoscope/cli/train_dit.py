@@ -40,6 +40,9 @@ def add_parser(models: argparse._SubParsersAction) -> None:
     dit.add_argument("--still-weight", type=float, default=None, metavar="W",
                      help="extra loss weight W where an object asked to stay still is (from the Shapes World "
                      "clips' scene records), which --motion-weight leaves at the background's (default: 0, off)")  # fmt: skip
+    dit.add_argument("--two-object-weight", type=float, default=None, metavar="K",
+                     help="draw two-object clips K times as often as one-object clips (from the Shapes World "
+                     "clips' scene records; default: 1, alike)")  # fmt: skip
     dit.add_argument("--decoded-weight", type=float, default=None, metavar="W",
                      help="add W x the pixel MSE of the decoded one-step prediction on low-noise clips (decoder "
                      "frozen; default: 0, off)")  # fmt: skip
@@ -150,6 +153,7 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
             ("lr", args.lr),
             ("motion_weight", args.motion_weight),
             ("still_weight", args.still_weight),
+            ("two_object_weight", args.two_object_weight),
             ("decoded_weight", args.decoded_weight),
             ("decoded_max_t", args.decoded_max_t),
             ("decoded_clips", args.decoded_clips),

@@ -31,7 +31,7 @@ from kinetoscope.training.caption_cache import CaptionCache
 from kinetoscope.training.denoiser import Denoiser, adapt, build_denoiser, load_initial_weights
 from kinetoscope.training.distributed import current, data_parallel, gathered
 from kinetoscope.training.dit_config import DiTTrainConfig
-from kinetoscope.training.dit_step import diffusion_loss, draw_batch, tokens_per_clip, validation_loss
+from kinetoscope.training.dit_step import clip_weights, diffusion_loss, draw_batch, tokens_per_clip, validation_loss
 from kinetoscope.training.ema import EMA
 from kinetoscope.training.grounding import Grounder
 from kinetoscope.training.run import LOG_NAME, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
@@ -122,8 +122,11 @@ def train_dit(
             name = "grounding_weight" if config.grounding_weight > 0 else "still_weight"
             raise ValueError(f"{name} needs the VAE whose latents these are")
         grounder = Grounder(config.model.patch_size, vae.spatial_compression, vae.temporal_compression)
-    if config.still_weight > 0 and not any(r.get("scene") is not None for b in buckets for r in b.records):
-        raise ValueError("still_weight needs clips with scene records (a Shapes World cache); these clips have none")
+    by_scene = {"still_weight": config.still_weight > 0, "two_object_weight": config.two_object_weight != 1}
+    for name in (name for name, on in by_scene.items() if on):
+        if not any(r.get("scene") is not None for b in buckets for r in b.records):
+            raise ValueError(f"{name} needs clips with scene records (a Shapes World cache); these clips have none")
+    clip_draws = [clip_weights(b, config.two_object_weight) for b in buckets]
 
     torch.manual_seed(config.seed)
     denoiser = Denoiser(config.model, text).to(device)
@@ -204,7 +207,7 @@ def train_dit(
             lr = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = draw_batch(config, buckets, bucket_weights, generator, grounder)
+            batch = draw_batch(config, buckets, bucket_weights, generator, grounder, clip_draws)
             with autocast(device, config.precision):
                 loss = diffusion_loss(model, batch, config, generator, decode, parts := {}, world)
             optimizer.zero_grad(set_to_none=True)

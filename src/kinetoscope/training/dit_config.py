@@ -64,6 +64,9 @@ class DiTTrainConfig:
     # the background's weight, so drawing it moving costs little. 0 = off. Measured (README, Direction):
     # still objects keep still more, and so do the moving objects beside them; not shipped.
     still_weight: float = 0.0
+    # Two-object clips (by the clips' scene records) are drawn this many times as often as one-object
+    # clips; 1 = every clip alike. Binding each motion word to its own object is learnt from them alone.
+    two_object_weight: float = 1.0
     # Pixel MSE of the decoded one-step prediction on up to ``decoded_clips`` clips per step with
     # t < ``decoded_max_t`` (training.decoded_loss), weighted so; 0 = off (it needs the VAE).
     decoded_weight: float = 0.0
@@ -165,6 +168,8 @@ class DiTTrainConfig:
             raise ValueError(f"motion_weight must be 0 or more, got {self.motion_weight}")
         if not self.still_weight >= 0:
             raise ValueError(f"still_weight must be 0 or more, got {self.still_weight}")
+        if not self.two_object_weight > 0:
+            raise ValueError(f"two_object_weight must be above 0, got {self.two_object_weight}")
         if self.text_encoder == "word" and self.model.text_dim != self.text.width:
             raise ValueError(f"model.text_dim {self.model.text_dim} must equal text.width {self.text.width}")
 

@@ -56,19 +56,35 @@ class DiTBatch:
     still: torch.Tensor | None = None
 
 
+def clip_weights(bucket: LatentBucket, two_object_weight: float) -> torch.Tensor | None:
+    """How often each clip of ``bucket`` is drawn, relative to the others: ``two_object_weight`` for
+    clips whose scene record holds two objects, 1 for the rest; None (uniform) when that is 1 or
+    no clip has a scene record."""
+    if two_object_weight == 1 or not any(r.get("scene") for r in bucket.records):
+        return None
+    two = [len((r.get("scene") or {}).get("objects", ())) == 2 for r in bucket.records]
+    return torch.tensor([two_object_weight if t else 1.0 for t in two], dtype=torch.float64)
+
+
 def draw_batch(
     config: DiTTrainConfig,
     buckets: list[LatentBucket],
     weights: torch.Tensor,
     generator: torch.Generator,
     grounder: Grounder | None = None,
+    clip_draws: list[torch.Tensor | None] | None = None,
 ) -> DiTBatch:
     """Pick a bucket by weight and fill a batch of ``tokens_per_batch`` tokens from it (``grounder``:
     the clips' groundings too, for ``grounding_weight``, and their still objects' cover, for
-    ``still_weight``)."""
-    bucket = buckets[int(torch.multinomial(weights, 1, generator=generator))]
+    ``still_weight``; ``clip_draws``: per bucket, its :func:`clip_weights`)."""
+    choice = int(torch.multinomial(weights, 1, generator=generator))
+    bucket = buckets[choice]
     size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
-    index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
+    draws = clip_draws[choice] if clip_draws is not None else None
+    if draws is None:
+        index = torch.randint(bucket.latents.shape[0], (size,), generator=generator)
+    else:
+        index = torch.multinomial(draws, size, replacement=True, generator=generator)
     captions = [bucket.records[i]["text"] for i in index.tolist()]
     dropped = (torch.rand(size, generator=generator) < config.caption_dropout).tolist()
     captions = ["" if drop else text for text, drop in zip(captions, dropped, strict=True)]
