@@ -61,27 +61,35 @@ def captions(direction: list[str], change: dict[str, str] | None = None) -> list
     return [f"a red ball moves {change[d] if change else d}" for d in direction]
 
 
-def train(mode: str, latents: torch.Tensor, direction: list[str], steps: int, seed: int):
-    """A debug-size DiT and word encoder trained on the clips; returns the EMA pair."""
+def train_on(latents: torch.Tensor, texts: list[str], steps: int, seed: int, mode: str = "joint", width: int = 64,
+             depth: int = 2, heads: int = 2, lr: float = 1e-3, init_from: str | None = None):
+    """A small DiT and word encoder trained on the clips and their captions (``init_from``: a folder
+    of a ``transformer/`` and ``text_encoder/`` to start from); returns the EMA pair."""
     vocab = WordTokenizer.from_words(caption_language()).vocab
     config = DiTTrainConfig(
-        model=DiTConfig(in_channels=len(SIGNATURE), text_dim=32, width=64, depth=2, heads=2, pooled_text=True,
-                        text_conditioning=mode),  # fmt: skip
+        model=DiTConfig(in_channels=latents.shape[1], text_dim=32, width=width, depth=depth, heads=heads,
+                        pooled_text=True, text_conditioning=mode),  # fmt: skip
         text=WordTextEncoderConfig(vocab=vocab, width=32, depth=1, heads=2),
         # The config's data section is not read (the buckets are passed in); it must name one bucket.
         data=ShapesLatentsConfig(buckets=(LatentBucketSpec(17, 64, 64, latents.shape[0], 1.0),)),
         masks=FrameMaskConfig(none=1.0, first=0.0, last=0.0, first_last=0.0, prefix=0.0, suffix=0.0, random=0.0),
         tokens_per_batch=640,
         steps=steps,
-        lr=1e-3,
+        lr=lr,
         warmup_steps=20,
         checkpoint_every=steps,
         seed=seed,
         device="cpu",
+        init_from=init_from,
     )
-    bucket = LatentBucket(latents, [{"text": text} for text in captions(direction)])
+    bucket = LatentBucket(latents, [{"text": text} for text in texts])
     with tempfile.TemporaryDirectory() as run_dir:
         return ema_denoiser(train_dit(config, [bucket], run_dir, progress=False))
+
+
+def train(mode: str, latents: torch.Tensor, direction: list[str], steps: int, seed: int):
+    """A debug-size DiT and word encoder trained on the clips; returns the EMA pair."""
+    return train_on(latents, captions(direction), steps, seed, mode=mode)
 
 
 @torch.no_grad()
