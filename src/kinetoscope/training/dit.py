@@ -122,10 +122,10 @@ def train_dit(
             name = "grounding_weight" if config.grounding_weight > 0 else "still_weight"
             raise ValueError(f"{name} needs the VAE whose latents these are")
         grounder = Grounder(config.model.patch_size, vae.spatial_compression, vae.temporal_compression)
-    by_scene = {"still_weight": config.still_weight > 0, "two_object_weight": config.two_object_weight != 1}
-    for name in (name for name, on in by_scene.items() if on):
-        if not any(r.get("scene") is not None for b in buckets for r in b.records):
-            raise ValueError(f"{name} needs clips with scene records (a Shapes World cache); these clips have none")
+    by_scene = [name for name, on in (("still_weight", config.still_weight > 0),
+                                      ("two_object_weight", config.two_object_weight != 1)) if on]  # fmt: skip
+    if by_scene and not any(r.get("scene") is not None for b in buckets for r in b.records):
+        raise ValueError(f"{by_scene[0]} needs clips with scene records (a Shapes World cache); these clips have none")
     clip_draws = [clip_weights(b, config.two_object_weight) for b in buckets]
 
     torch.manual_seed(config.seed)
