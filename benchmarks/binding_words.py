@@ -35,8 +35,7 @@ import tempfile
 import torch
 from einops import einsum
 
-from kinetoscope.diffusion import add_noise, velocity_target
-from motion_words import FRAMES, REVERSED, SIDE, SIGNATURE, STEPS, train_on
+from motion_words import FRAMES, REVERSED, SIDE, SIGNATURE, STEPS, caption_losses, train_on
 
 SIGNATURES = (SIGNATURE, (-1.0, 1.5, 2.0, -0.5))  # "red", "blue"
 COLOURS = ("red", "blue")
@@ -74,18 +73,11 @@ def captions(direction, order, change: str | None = None) -> list[str]:
     return texts
 
 
-@torch.no_grad()
 def gaps(denoiser, latents, direction, order, t: float, seed: int) -> dict[str, float]:
     """Velocity MSE with the true captions and the exchanged-minus-true and reversed-minus-true gaps."""
-    noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
-    x_t = add_noise(latents, noise, t)
-    times = torch.full((latents.shape[0],), t)
-    losses = {}
-    for change in (None, "exchange", "reverse"):
-        text = denoiser.text_encoder.encode(captions(direction, order, change), "cpu")
-        v = denoiser.transformer(x_t, times, text.hidden, text.mask)
-        losses[change] = float((v - velocity_target(latents, noise)).square().mean())
-    return {"loss": losses[None], "exchange": losses["exchange"] - losses[None], "reverse": losses["reverse"] - losses[None]}
+    texts = {change: captions(direction, order, change) for change in ("true", "exchange", "reverse")}
+    losses = caption_losses(denoiser, latents, texts, t, seed)
+    return {"loss": losses["true"], "exchange": losses["exchange"] - losses["true"], "reverse": losses["reverse"] - losses["true"]}
 
 
 def fine_tuned(denoiser, clips, steps: int, seed: int):

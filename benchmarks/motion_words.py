@@ -93,16 +93,23 @@ def train(mode: str, latents: torch.Tensor, direction: list[str], steps: int, se
 
 
 @torch.no_grad()
-def gaps(denoiser, latents: torch.Tensor, direction: list[str], t: float, seed: int) -> dict[str, float]:
-    """Velocity MSE with the true captions and the reversed-minus-true and turned-minus-true gaps."""
+def caption_losses(denoiser, latents: torch.Tensor, texts: dict[str, list[str]], t: float, seed: int) -> dict[str, float]:
+    """Velocity MSE of the clips noised to ``t`` (the same noise for every entry) under each entry's captions."""
     noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
     x_t = add_noise(latents, noise, t)
     times = torch.full((latents.shape[0],), t)
     losses = {}
-    for name, change in (("true", None), ("sign", REVERSED), ("axis", TURNED)):
-        text = denoiser.text_encoder.encode(captions(direction, change), "cpu")
+    for name, captioned in texts.items():
+        text = denoiser.text_encoder.encode(captioned, "cpu")
         v = denoiser.transformer(x_t, times, text.hidden, text.mask)
         losses[name] = float((v - velocity_target(latents, noise)).square().mean())
+    return losses
+
+
+def gaps(denoiser, latents: torch.Tensor, direction: list[str], t: float, seed: int) -> dict[str, float]:
+    """Velocity MSE with the true captions and the reversed-minus-true and turned-minus-true gaps."""
+    texts = {"true": captions(direction), "sign": captions(direction, REVERSED), "axis": captions(direction, TURNED)}
+    losses = caption_losses(denoiser, latents, texts, t, seed)
     return {"loss": losses["true"], "sign": losses["sign"] - losses["true"], "axis": losses["axis"] - losses["true"]}
 
 
