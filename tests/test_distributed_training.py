@@ -79,7 +79,8 @@ def test_two_processes_train_what_one_does_and_only_rank_0_writes(tmp_path, shar
     assert sorted(p.name for p in (tmp_path / "two").glob("step_*.pt")) == sorted(p.name for p in (tmp_path / "one").glob("step_*.pt"))
 
 
-@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+# FSDP through this path is slow (gloo gathers every block); the quick run checks it once, above.
+@pytest.mark.parametrize("sharding", [[], pytest.param(["--fsdp"], marks=pytest.mark.slow)], ids=["ddp", "fsdp"])
 def test_a_run_started_on_two_processes_resumes_on_one(tmp_path, sharding):
     torch.set_num_threads(1)
     one = train_dit(_config(steps=6, checkpoint_every=3), _buckets(), tmp_path / "one", progress=False)
@@ -101,7 +102,8 @@ def test_a_run_started_on_one_process_resumes_sharded_on_two(tmp_path):
     _assert_same_run(two, one)
 
 
-@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+# FSDP through this path is slow (gloo gathers every block); the quick run checks it once, above.
+@pytest.mark.parametrize("sharding", [[], pytest.param(["--fsdp"], marks=pytest.mark.slow)], ids=["ddp", "fsdp"])
 def test_two_processes_train_the_lora_adapters_one_does(tmp_path, sharding):
     pytest.importorskip("peft", reason="LoRA needs peft (the 'lora' extra)")
     from test_dit_training import _export
@@ -118,7 +120,8 @@ def test_two_processes_train_the_lora_adapters_one_does(tmp_path, sharding):
     assert any(".lora_B." in key and value.abs().max() > 0 for key, value in two["ema"].items())
 
 
-@pytest.mark.parametrize("sharding", [[], ["--fsdp"]], ids=["ddp", "fsdp"])
+# FSDP through this path is slow (gloo gathers every block); the quick run checks it once, above.
+@pytest.mark.parametrize("sharding", [[], pytest.param(["--fsdp"], marks=pytest.mark.slow)], ids=["ddp", "fsdp"])
 def test_torchrun_trains_and_exports_through_the_command_line(tmp_path, sharding):
     run = _torchrun("-m", "kinetoscope", "train", "dit", "--preset", "debug", "--steps", 2, "--run-dir", tmp_path / "run",
                     "--workers", 1, "--threads", 1, "--no-progress", *sharding)  # fmt: skip
@@ -174,6 +177,7 @@ def test_two_processes_train_the_vae_one_does_discriminator_and_latent_noise_inc
     assert len((tmp_path / "two" / "log.jsonl").read_text().splitlines()) == 4
 
 
+@pytest.mark.slow  # the two-process VAE step is checked against one process above, in the quick run
 def test_torchrun_trains_the_vae_through_the_command_line_and_refuses_a_batch_too_small(tmp_path):
     pytest.importorskip("skimage", reason="scikit-image (the 'train' extra) ships the training photos")
     from vae_runs import TINY_ARGS

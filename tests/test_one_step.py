@@ -34,6 +34,8 @@ def test_the_shipped_model_keeps_the_prompt_at_low_noise_and_loses_it_at_high() 
     assert high["all_correct"] < low["all_correct"] and high["shape"] < low["shape"]
 
 
+# ~20 s of generation and judging; the evaluation itself is checked above and its refusals below
+@pytest.mark.slow
 def test_cli_prints_one_row_per_object_count_and_time(run_cli, tiny_model_dir) -> None:
     result = run_cli("eval", "one-step", "--model", tiny_model_dir, "--clips", 2, "--times", 0, 0.5,
                      "--objects", 1, 2, "--json")  # fmt: skip

@@ -119,6 +119,8 @@ def test_a_run_can_start_from_a_vae_with_fewer_latent_channels(tmp_path: Path) -
     assert result.returncode == 2 and "--latent-channels" in result.stderr and result.stderr.count("\n") == 1
 
 
+# six CLI runs (~20 s); deepening itself is checked in test_vae.py in the quick run
+@pytest.mark.slow
 def test_a_decoder_only_run_can_deepen_the_decoder_of_an_exported_vae(tmp_path: Path) -> None:
     from kinetoscope.data.latent_cache import vae_fingerprint
 
