@@ -76,6 +76,10 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      help="transformer blocks (default: the preset's, 6); with --init-from, more than the model's "
                      "deepens it, the added blocks starting as copies that change nothing")  # fmt: skip
     dit.add_argument("--heads", type=int, default=None, help="attention heads (default: the preset's, 4)")
+    dit.add_argument("--self-condition", action="store_true",
+                     help="the transformer also reads a clean estimate of the latent: its own prediction of the "
+                     "sampler's previous step (self-conditioning); with --init-from, added to the model with a zero "
+                     "embedding, so training starts from the same predictions")  # fmt: skip
     dit.add_argument("--text-conditioning", choices=("cross", "joint"), default=None,
                      help="how video tokens read the text: cross-attention, or one joint self-attention over "
                      "[text; video] (default: the preset's)")  # fmt: skip
@@ -207,6 +211,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     size = {k: v for k in ("width", "depth", "heads") if (v := getattr(args, k)) is not None}
     if size:
         config = replace(config, model=replace(config.model, **size))
+    if args.self_condition:
+        config = replace(config, model=replace(config.model, self_condition=True))
     if args.vae is not None:
         config = replace(config, vae=str(args.vae.resolve()))
     if args.init_from is not None:
@@ -218,6 +224,8 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
                 raise ValueError(f"--depth {args.depth}: the --init-from model has {model.depth} blocks, and blocks can "
                                  "only be added")  # fmt: skip
             model = replace(model, depth=args.depth)
+        if args.self_condition:
+            model = replace(model, self_condition=True)
         config = replace(config, model=model, text=text, init_from=str(args.init_from.resolve()))
     if args.lora_rank is not None or args.lora_alpha is not None:  # checked against init_from
         config = replace(config, lora_rank=args.lora_rank or 0, lora_alpha=args.lora_alpha)

@@ -24,6 +24,7 @@ from einops import rearrange
 
 from kinetoscope.diffusion import cfg_denoiser, sample_euler, sample_euler_sde, sample_heun, sampling_timesteps, shift_for_tokens
 from kinetoscope.diffusion.conditioning import sample_with_given
+from kinetoscope.diffusion.self_condition import SelfCondition
 from kinetoscope.errors import KinetoscopeError
 from kinetoscope.pipelines.sampling_defaults import SamplingDefaults, check_sampling
 from kinetoscope.patches import patch_grid
@@ -278,14 +279,18 @@ class KinetoscopePipeline:
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(shape, generator=generator, device=generator.device).to(device)
+        # A self-conditioned transformer reads the previous step's clean estimate (None at the first).
+        carried = SelfCondition() if self.transformer.config.self_condition else None
         denoiser = cfg_denoiser(
-            self._velocity,
+            self._velocity if carried is None else carried.model(self._velocity),
             {"text": cond.hidden, "text_mask": cond.mask},
             {"text": uncond.hidden, "text_mask": uncond.mask},
             scale,
             rescale,
             interval,
         )
+        if carried is not None:
+            denoiser = carried.denoiser(denoiser)
         tokens = math.prod(patch_grid(shape[2:], self.transformer.config.patch_size))
         timesteps = sampling_timesteps(steps, shift_for_tokens(tokens) if shift is None else shift, device=device)
         # The sde sampler draws from the generator that drew the noise: one seed fixes the whole video.
@@ -304,10 +309,14 @@ class KinetoscopePipeline:
             return VideoPipelineOutput(video, prompts)
         return VideoPipelineOutput(list(self.to_frames(video)), prompts)
 
-    def _velocity(self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+    def _velocity(
+        self, x: torch.Tensor, t: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor,
+        self_condition: torch.Tensor | None = None,
+    ) -> torch.Tensor:  # fmt: skip
         # The transformer reads and writes its weights' dtype; the sampler integrates in x's (float32).
         dtype = self.dtype
-        return self.transformer(x.to(dtype), t, text.to(dtype), text_mask).to(x.dtype)
+        estimate = None if self_condition is None else self_condition.to(dtype)
+        return self.transformer(x.to(dtype), t, text.to(dtype), text_mask, self_condition=estimate).to(x.dtype)
 
     @torch.no_grad()  # inference only: a graph through the VAE would hold every activation
     def decode(self, latents: torch.Tensor, num_frames: int, height: int, width: int) -> torch.Tensor:

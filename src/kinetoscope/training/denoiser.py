@@ -11,7 +11,7 @@ import torch
 from kinetoscope.text import TextEncoder, WordTextEncoder, WordTextEncoderConfig
 from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.transformer import DiffusionTransformer, DiTConfig
-from kinetoscope.transformer.grow import deepen
+from kinetoscope.transformer.grow import add_self_condition, deepen
 from kinetoscope.transformer.lora import add_lora
 
 
@@ -28,28 +28,34 @@ class Denoiser(torch.nn.Module):
         self.transformer = DiffusionTransformer(model)
         self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, captions: list[str]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, captions: list[str], self_condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Velocity of ``x`` ``"b c t h w"`` at times ``t`` (``"b"``, or ``"b 1 t 1 1"`` per frame) for
-        ``captions``: one call through the text encoder and the transformer, which is what
-        DistributedDataParallel wraps."""
+        ``captions`` (and a clean estimate ``self_condition``, for a model that reads one): one call
+        through the text encoder and the transformer, which is what DistributedDataParallel wraps."""
         text = self.text_encoder.encode(captions, x.device)
-        return self.transformer(x, t, text.hidden, text.mask)
+        return self.transformer(x, t, text.hidden, text.mask, self_condition=self_condition)
 
 
 def load_initial_weights(denoiser: Denoiser, config: DiTTrainConfig) -> None:
     """Copy the transformer (and a word encoder's) weights of the folder ``config.init_from``.
 
     A run whose model config differs only by a larger ``depth`` starts from the folder's
-    transformer deepened (:func:`~kinetoscope.transformer.grow.deepen`).
+    transformer deepened (:func:`~kinetoscope.transformer.grow.deepen`), and one that adds
+    ``self_condition`` from it with a zero embedding of the estimate
+    (:func:`~kinetoscope.transformer.grow.add_self_condition`); both predict as the folder's did.
 
     Raises ValueError naming the folder when its configs are not the run's, so a fine-tune
     never silently starts from a model of another shape or vocabulary.
     """
     folder = Path(config.init_from)
     transformer = DiffusionTransformer.from_pretrained(folder / "transformer")
-    deeper = replace(transformer.config, depth=config.model.depth) == config.model
-    if deeper and transformer.config.depth < config.model.depth:
+    grown = replace(transformer.config, depth=config.model.depth, self_condition=config.model.self_condition) == config.model
+    if grown and transformer.config.depth < config.model.depth:
         transformer = deepen(transformer, config.model.depth)  # predicts as before; the added blocks then train
+    if grown and config.model.self_condition and not transformer.config.self_condition:
+        transformer = add_self_condition(transformer)
     if transformer.config != config.model:
         raise ValueError(f"--init-from {folder}: its transformer config is not this run's model config")
     denoiser.transformer.load_state_dict(transformer.state_dict())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -99,6 +99,26 @@ def draw_batch(
     return DiTBatch(bucket.latents[index], captions, given, exchanged, grounding, still)
 
 
+# Chen et al. 2022 train half the steps with the model's own estimate and half with zeros, so the
+# model works at the sampler's first step (no estimate yet) and at every later one.
+SELF_CONDITION_RATE = 0.5
+
+
+def self_condition_estimate(
+    denoiser: torch.nn.Module, x_t: torch.Tensor, t_frames: torch.Tensor, captions: Sequence[str], use: torch.Tensor
+) -> torch.Tensor:
+    """The clean estimate a self-conditioned model trains with: its own no-grad prediction from
+    ``x_t`` for the clips where ``use`` ``"b"`` is True (what the sampler's previous step gives it),
+    zeros (no estimate, as at the first step) for the rest."""
+    estimate = torch.zeros_like(x_t)
+    chosen = use.nonzero()[:, 0].tolist()
+    if chosen:
+        with torch.no_grad():
+            v = denoiser(x_t[chosen], t_frames[chosen], [captions[i] for i in chosen])
+            estimate[chosen] = predict_x0(x_t[chosen], v, t_frames[chosen])
+    return estimate
+
+
 def diffusion_loss(
     denoiser: torch.nn.Module,
     batch: DiTBatch,
@@ -107,13 +127,16 @@ def diffusion_loss(
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None,
     parts: dict[str, float] | None = None,
     world: World | None = None,
+    self_condition_rate: float = SELF_CONDITION_RATE,
 ) -> torch.Tensor:
     """Rectified-flow loss of one batch: given frames at t = 0 and out of the loss.
 
     ``denoiser`` is a :class:`Denoiser` or its DistributedDataParallel wrapper. With ``decode``
     (normalised latents to pixels) and ``config.decoded_weight`` above 0, plus the weighted
     :func:`~kinetoscope.training.decoded_loss.decoded_loss` of the one-step prediction; ``parts``
-    (when given) receives that term unweighted, as ``"decoded"``. With ``config.binding_weight``
+    (when given) receives that term unweighted, as ``"decoded"``. A model with
+    ``self_condition`` reads its own no-grad estimate (:func:`self_condition_estimate`) in a
+    random ``self_condition_rate`` of the clips (1: in all, drawing nothing). With ``config.binding_weight``
     above 0 and exchanged captions in the batch, plus the weighted
     :func:`~kinetoscope.training.binding.binding_loss` (``parts["binding"]``); with
     ``config.grounding_weight`` and groundings in the batch, the weighted
@@ -137,16 +160,24 @@ def diffusion_loss(
     if batch.still is not None:
         weight = weight + config.still_weight * batch.still.to(device)
     weight = (~given).float() * weight  # given frames are out of the loss
+    # Drawn after the noise, and only for such a model, so other runs keep their random stream.
+    use = None
+    if config.model.self_condition:
+        use = torch.ones(b, dtype=torch.bool) if self_condition_rate >= 1 else torch.rand(b, generator=generator) < self_condition_rate
     if world is not None and world.size > 1:  # (train_dit refuses decoded_weight and binding_weight here)
         share = world.shard(b)
-        v = denoiser(x_t[share], t_frames[share], batch.captions[share])
+        estimate = None if use is None else self_condition_estimate(
+            denoiser, x_t[share], t_frames[share], batch.captions[share], use[share]
+        )  # fmt: skip
+        v = denoiser(x_t[share], t_frames[share], batch.captions[share], self_condition=estimate)
         loss = flow_loss(v, velocity_target(x0[share], noise[share]), weight[share])
         # flow_loss divided by this share's weight; the whole batch's, times the process count, instead.
         kept = weight[share].expand_as(v).sum().clamp_min(1.0)
         return loss * kept / weight.expand_as(x0).sum().clamp_min(1.0) * world.size
     grounded = config.grounding_weight > 0 and batch.grounding is not None and any(g is not None for g in batch.grounding)
+    estimate = None if use is None else self_condition_estimate(denoiser, x_t, t_frames, batch.captions, use)
     with AttentionTap(denoiser.transformer) if grounded else contextlib.nullcontext() as tap:
-        v = denoiser(x_t, t_frames, batch.captions)
+        v = denoiser(x_t, t_frames, batch.captions, self_condition=estimate)
     target = velocity_target(x0, noise)
     loss = flow_loss(v, target, weight)
     if grounded:
@@ -175,7 +206,9 @@ def diffusion_loss(
 @torch.no_grad()
 def validation_loss(denoiser: Denoiser, bucket: LatentBucket, config: DiTTrainConfig, seed: int = 0) -> float:
     """Mean loss of ``denoiser`` over every clip of ``bucket`` as text-to-video (nothing given, no
-    caption dropped), each clip's time and noise fixed by ``seed``: comparable across steps and runs."""
+    caption dropped), each clip's time and noise fixed by ``seed``: comparable across steps and runs.
+    A self-conditioned model reads its own estimate in every clip, as at every sampling step but
+    the first."""
     generator = torch.Generator().manual_seed(seed)
     size = max(1, config.tokens_per_batch // tokens_per_clip(bucket.shape, config.model.patch_size))
     was_training = denoiser.training
@@ -185,6 +218,7 @@ def validation_loss(denoiser: Denoiser, bucket: LatentBucket, config: DiTTrainCo
         latents = bucket.latents[start : start + size]
         captions = [r["text"] for r in bucket.records[start : start + size]]
         given = torch.zeros(latents.shape[0], bucket.shape[1], dtype=torch.bool)
-        total += float(diffusion_loss(denoiser, DiTBatch(latents, captions, given), config, generator)) * len(captions)
+        loss = diffusion_loss(denoiser, DiTBatch(latents, captions, given), config, generator, self_condition_rate=1.0)
+        total += float(loss) * len(captions)
     denoiser.train(was_training)
     return total / bucket.latents.shape[0]

@@ -45,6 +45,11 @@ class DiTConfig:
     Flux add a pooled text vector there), so a global attribute reaches every token of every
     block without a cross-attention query finding it. Measured against cross-attention alone
     for direction words on the Shapes World (see the README)."""
+    self_condition: bool = False
+    """Also read a clean estimate of the latent beside the noisy one (self-conditioning, Chen et al.
+    2022, "Analog Bits"): the sampler passes the previous step's prediction, training passes the
+    model's own no-grad prediction for half the clips and zeros for the rest. Its patch embedding
+    starts at zero, so a model given it predicts as before until training opens it."""
     timestep_freq_dim: int = 256
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
@@ -67,8 +72,9 @@ class DiTConfig:
             )
         if self.timestep_freq_dim % 2:
             raise ValueError(f"timestep_freq_dim must be even, got {self.timestep_freq_dim}")
-        if not isinstance(self.pooled_text, bool):
-            raise ValueError(f"pooled_text must be a bool, got {self.pooled_text!r}")
+        for name in ("pooled_text", "self_condition"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.text_conditioning not in ("cross", "joint"):
             raise ValueError(f"text_conditioning must be 'cross' or 'joint', got {self.text_conditioning!r}")
         if not self.mlp_ratio > 0:

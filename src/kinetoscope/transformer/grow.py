@@ -63,3 +63,16 @@ def deepen(model: DiffusionTransformer, depth: int) -> DiffusionTransformer:
                 linear.bias.zero_()
     deep.train(model.training)
     return deep
+
+
+@torch.no_grad()
+def add_self_condition(model: DiffusionTransformer) -> DiffusionTransformer:
+    """A copy of ``model`` that also reads a clean estimate (``DiTConfig.self_condition``) and
+    predicts what ``model`` does whatever the estimate: its embedding starts at zero, so a trained
+    model can learn to use the estimate in a fine-tune. A model that reads one already is copied."""
+    parameter = next(model.parameters())
+    grown = DiffusionTransformer(replace(model.config, self_condition=True)).to(device=parameter.device, dtype=parameter.dtype)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("self_condition_embed.") for k in missing), (missing, unexpected)
+    grown.train(model.training)
+    return grown

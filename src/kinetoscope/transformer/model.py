@@ -42,6 +42,7 @@ class DiffusionTransformer(nn.Module):
         super().__init__()
         self.config = config = config if config is not None else DiTConfig()
         self.patch_embed = nn.Linear(config.token_dim, config.width)
+        self.self_condition_embed = nn.Linear(config.token_dim, config.width) if config.self_condition else None
         self.time_embed = TimestepConditioning(config.width, config.timestep_freq_dim)
         self.text_embed = TextProjection(config.text_dim, config.width)
         self.pooled_text_embed = PooledTextProjection(config.text_dim, config.width) if config.pooled_text else None
@@ -63,6 +64,9 @@ class DiffusionTransformer(nn.Module):
         nn.init.zeros_(self.time_embed.modulation.weight)
         if self.pooled_text_embed is not None:
             nn.init.zeros_(self.pooled_text_embed.mlp[2].weight)
+        # A zero embedding of the clean estimate: the model starts as if it had none.
+        if self.self_condition_embed is not None:
+            nn.init.zeros_(self.self_condition_embed.weight)
         # Cross-attention's residual has no gate; a zero output projection keeps the block an
         # identity at init all the same (PixArt-alpha does this too).
         for block in self.blocks:
@@ -89,6 +93,7 @@ class DiffusionTransformer(nn.Module):
         text_mask: Tensor | None = None,
         segment_ids: Tensor | None = None,
         text_segment_ids: Tensor | None = None,
+        self_condition: Tensor | None = None,
     ) -> Tensor:
         """Predict the velocity of patch tokens.
 
@@ -105,6 +110,9 @@ class DiffusionTransformer(nn.Module):
             text_segment_ids: ``"b l"`` clip index of each text token
                 (``kinetoscope.patches.pack_sequences``), -1 for padding; required when rows
                 hold several clips.
+            self_condition: ``"b n (c pt ph pw)"`` a clean estimate of the tokens (the
+                sampler's previous prediction), for a model with ``config.self_condition``;
+                None = no estimate (zeros). Refused by a model without it.
 
         Returns:
             ``"b n (c pt ph pw)"``, the same shape as ``tokens``.
@@ -124,6 +132,11 @@ class DiffusionTransformer(nn.Module):
         freqs = rope_frequencies(positions, cfg.head_dim, cfg.rope_theta)                    # b n (e/2)
 
         x = self.patch_embed(tokens)                                                             # b n d
+        if self.self_condition_embed is not None:
+            estimate = torch.zeros_like(tokens) if self_condition is None else self_condition.to(tokens.dtype)
+            x = x + self.self_condition_embed(estimate)                                          # b n d
+        elif self_condition is not None:
+            raise ValueError("self_condition given to a model built without config.self_condition")
         pooled = None
         if self.pooled_text_embed is not None:
             pooled = self.pooled_text_embed(pool_text(text, text_mask, text_segment_ids, segment_ids))  # b n|1 d
@@ -143,6 +156,7 @@ class DiffusionTransformer(nn.Module):
         timestep: Tensor,
         encoder_hidden_states: Tensor,
         encoder_attention_mask: Tensor | None = None,
+        self_condition: Tensor | None = None,
     ) -> Tensor:
         """Predict the velocity of a batch of same-sized latent videos, diffusers-style.
 
@@ -153,6 +167,8 @@ class DiffusionTransformer(nn.Module):
                 per frame); a patch spanning several times takes the largest, so it counts as noisy.
             encoder_hidden_states: ``"b l d_text"`` text encoder tokens.
             encoder_attention_mask: ``"b l"``, nonzero/True for real text tokens; None = all real.
+            self_condition: ``"b c t h w"`` a clean estimate of the latents (see
+                :meth:`forward_tokens`), or None.
 
         Returns:
             ``"b c t h w"``, the same shape as ``hidden_states`` (the tensor itself, not
@@ -171,7 +187,9 @@ class DiffusionTransformer(nn.Module):
         elif timestep.ndim == 5:
             per_pixel = timestep.expand(b, timestep.shape[1], t, h, w)
             timestep = patchify(per_pixel, patch).amax(dim=-1)                                     # b n
-        out = self.forward_tokens(tokens, positions, timestep, encoder_hidden_states, encoder_attention_mask)
+        estimate = None if self_condition is None else patchify(self_condition, patch)
+        out = self.forward_tokens(tokens, positions, timestep, encoder_hidden_states, encoder_attention_mask,
+                                  self_condition=estimate)  # fmt: skip
         return unpatchify(out, patch, grid, c)                                               # b c t h w
 
     def save_pretrained(self, directory: str | Path) -> Path:

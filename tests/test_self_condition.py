@@ -1,0 +1,120 @@
+"""Self-conditioning: the transformer also reads a clean estimate (the sampler's previous step)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from conftest import make_tiny_pipeline
+from dit_models import MODES, inputs, model, one_thread  # noqa: F401  (tests/ is on sys.path; one_thread is autouse)
+from test_dit_training import _buckets, _config, _export
+from kinetoscope.diffusion import cfg_denoiser, predict_x0, sample_euler, sampling_timesteps
+from kinetoscope.diffusion.self_condition import SelfCondition
+from kinetoscope.training.dit import train_dit
+from kinetoscope.training.dit_step import self_condition_estimate, validation_loss
+from kinetoscope.transformer.grow import add_self_condition
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_added_estimate_changes_nothing_until_it_is_trained(mode):
+    net = model(mode)
+    latents, t, text = inputs((2, 4, 3, 4, 4))
+    before = net(latents, t, text)
+    grown = add_self_condition(net)
+    assert grown.config.self_condition and not grown.training
+    estimate = torch.randn_like(latents)
+    torch.testing.assert_close(grown(latents, t, text), before)
+    torch.testing.assert_close(grown(latents, t, text, self_condition=estimate), before)
+    grown.train()
+    grown(latents, t, text, self_condition=estimate).square().mean().backward()
+    assert grown.self_condition_embed.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        grown.self_condition_embed.weight.normal_(0, 0.1)
+    moved = grown.eval()(latents, t, text, self_condition=estimate)
+    assert (moved - before).abs().max() > 1e-3
+    # No estimate reads as zeros, the sampler's first step.
+    torch.testing.assert_close(grown(latents, t, text), grown(latents, t, text, self_condition=torch.zeros_like(latents)))
+    with pytest.raises(ValueError, match="self_condition"):
+        net(latents, t, text, self_condition=estimate)
+
+
+def test_each_sampler_step_reads_the_clean_estimate_of_the_step_before():
+    seen, calls = [], []
+
+    def velocity(x, t, text, self_condition=None):
+        seen.append(None if self_condition is None else self_condition.clone())
+        return 0.5 * x + text[:, :1, None, None, None] * t.reshape(-1, 1, 1, 1, 1)
+
+    carried = SelfCondition()
+    cond, uncond = {"text": torch.ones(2, 3)}, {"text": torch.zeros(2, 3)}
+    guided = cfg_denoiser(carried.model(velocity), cond, uncond, scale=3.0)
+
+    def denoiser(x, t):
+        v = guided(x, t)
+        calls.append((x.clone(), t.clone(), v))
+        return v
+
+    noise = torch.randn(2, 4, 2, 3, 3, generator=torch.Generator().manual_seed(0))
+    sample_euler(carried.denoiser(denoiser), noise, sampling_timesteps(3, 1.0))
+    assert len(seen) == 3 and seen[0] is None
+    for (x, t, v), estimate in zip(calls, seen[1:]):
+        # The guided call runs [cond; uncond] as one batch: both halves read the same estimate.
+        expected = predict_x0(x, v, t)
+        torch.testing.assert_close(estimate, torch.cat([expected, expected]))
+
+
+def test_training_passes_the_models_own_estimate_to_the_clips_drawn():
+    torch.set_num_threads(1)
+    net = add_self_condition(model("joint"))
+    latents, t, text = inputs((3, 4, 3, 4, 4))
+    t_frames = t[:, None, None, None, None]
+    denoiser = lambda x, times, captions: net(x, times.reshape(-1), text[: len(captions)])  # noqa: E731
+    estimate = self_condition_estimate(denoiser, latents, t_frames, ["a", "b", "c"], torch.tensor([True, False, True]))
+    assert not estimate[1].any()
+    with torch.no_grad():
+        v = net(latents[[0, 2]], t[[0, 2]], text[:2])
+    torch.testing.assert_close(estimate[[0, 2]], predict_x0(latents[[0, 2]], v, t_frames[[0, 2]]))
+
+
+def test_a_fine_tune_adds_the_estimate_starting_where_the_model_was_and_learns_to_use_it(tmp_path):
+    torch.set_num_threads(1)
+    base = train_dit(_config(steps=20), _buckets(), tmp_path / "base", progress=False)
+    trained = _export(base, tmp_path / "model")
+    held_out = _buckets(seed=1)[0]
+    config = _config(steps=12, init_from=tmp_path / "model")
+    config.model = replace(config.model, self_condition=True)
+    tuned = train_dit(config, _buckets(), tmp_path / "tune", progress=False, validation=held_out)
+    assert tuned.denoiser.transformer.config.self_condition
+    # Step 0's validation is the base model's loss: the zero embedding changes no prediction.
+    assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-6)
+    assert tuned.denoiser.transformer.self_condition_embed.weight.abs().sum() > 0  # it trained
+
+
+def test_a_self_conditioned_pipeline_feeds_its_estimate_and_stays_deterministic():
+    plain = make_tiny_pipeline()
+    reference = plain("a red ball moves left", seed=2, output_type="latent").frames
+    pipe = make_tiny_pipeline()
+    pipe.transformer = add_self_condition(pipe.transformer).eval()
+    # Zero embedding: the same video as the model without the estimate.
+    torch.testing.assert_close(pipe("a red ball moves left", seed=2, output_type="latent").frames, reference)
+    with torch.no_grad():
+        pipe.transformer.self_condition_embed.weight.normal_(0, 0.5)
+    first = pipe("a red ball moves left", seed=2, output_type="latent").frames
+    assert (first - reference).abs().max() > 1e-3
+    torch.testing.assert_close(pipe("a red ball moves left", seed=2, output_type="latent").frames, first)
+
+
+def test_the_command_line_fine_tunes_with_the_estimate_and_generates_from_it(run_cli, tmp_path, tiny_model_dir):
+    run = tmp_path / "run"
+    result = run_cli("train", "dit", "--preset", "debug", "--init-from", tiny_model_dir, "--self-condition", "--steps", 2,
+                     "--run-dir", run, "--workers", 1, "--threads", 1, "--no-progress", timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "final" / "transformer" / "config.json").read_text())["self_condition"] is True
+    out = tmp_path / "clip.mp4"
+    made = run_cli("generate", "a red ball moves up", "-o", out, "--model", run / "final", "--steps", 2,
+                   "--num-frames", 5, "--height", 32, "--width", 32)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert out.stat().st_size > 0
