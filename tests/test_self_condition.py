@@ -41,29 +41,39 @@ def test_an_added_estimate_changes_nothing_until_it_is_trained(mode):
         net(latents, t, text, self_condition=estimate)
 
 
-def test_each_sampler_step_reads_the_clean_estimate_of_the_step_before():
-    seen, calls = [], []
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "two-calls"])
+def test_each_sampler_step_reads_the_conditional_estimate_of_the_step_before(batched):
+    calls, step = [], [-1]
 
-    def velocity(x, t, text, self_condition=None):
-        seen.append(None if self_condition is None else self_condition.clone())
-        return 0.5 * x + text[:, :1, None, None, None] * t.reshape(-1, 1, 1, 1, 1)
+    def velocity(x, t, text, self_condition=None, **extra):
+        v = 0.5 * x + text[:, :1, None, None, None] * t.reshape(-1, 1, 1, 1, 1)
+        calls.append({"step": step[0], "x": x, "t": t, "v": v, "read": self_condition, "rows": text[:, 0]})
+        return v
 
     carried = SelfCondition()
     cond, uncond = {"text": torch.ones(2, 3)}, {"text": torch.zeros(2, 3)}
-    guided = cfg_denoiser(carried.model(velocity), cond, uncond, scale=3.0)
+    if not batched:  # kwargs that differ in kind make cfg_denoiser call the model twice
+        cond["tag"], uncond["tag"] = "cond", "uncond"
+    # Guided at t >= 0.5 only: the later steps make the conditional call alone.
+    guided = cfg_denoiser(carried.model(velocity), cond, uncond, scale=3.0, interval=(0.5, 1.0))
 
     def denoiser(x, t):
-        v = guided(x, t)
-        calls.append((x.clone(), t.clone(), v))
-        return v
+        step[0] += 1
+        return guided(x, t)
 
     noise = torch.randn(2, 4, 2, 3, 3, generator=torch.Generator().manual_seed(0))
-    sample_euler(carried.denoiser(denoiser), noise, sampling_timesteps(3, 1.0))
-    assert len(seen) == 3 and seen[0] is None
-    for (x, t, v), estimate in zip(calls, seen[1:]):
-        # The guided call runs [cond; uncond] as one batch: both halves read the same estimate.
-        expected = predict_x0(x, v, t)
-        torch.testing.assert_close(estimate, torch.cat([expected, expected]))
+    sample_euler(carried.denoiser(denoiser), noise, sampling_timesteps(4, 1.0))
+    assert len({c["step"] for c in calls}) == 4 and any(len(c["x"]) == 2 and c["step"] > 0 for c in calls)
+    for c in calls:
+        if c["step"] == 0:
+            assert c["read"] is None
+            continue
+        # The conditional rows of the step before (the guided velocity would give another estimate).
+        before = next(p for p in calls if p["step"] == c["step"] - 1)
+        rows = before["rows"] == 1
+        t = before["t"][rows] if before["t"].ndim else before["t"]
+        expected = predict_x0(before["x"][rows], before["v"][rows], t)
+        assert torch.allclose(c["read"], expected.repeat(len(c["x"]) // 2, 1, 1, 1, 1))
 
 
 def test_training_passes_the_models_own_estimate_to_the_clips_drawn():

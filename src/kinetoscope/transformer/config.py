@@ -49,7 +49,9 @@ class DiTConfig:
     """Also read a clean estimate of the latent beside the noisy one (self-conditioning, Chen et al.
     2022, "Analog Bits"): the sampler passes the previous step's prediction, training passes the
     model's own no-grad prediction for half the clips and zeros for the rest. Its patch embedding
-    starts at zero, so a model given it predicts as before until training opens it."""
+    starts at zero, so a model given it predicts as before until training opens it. Measured in a
+    fine-tune of the shipped model: validation loss 0.219 against 0.227, prompt adherence the same
+    (see the README's Self-conditioning), so the shipped model does without it."""
     timestep_freq_dim: int = 256
     rope_theta: float = 10000.0
     norm_eps: float = 1e-6
