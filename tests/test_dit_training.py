@@ -168,14 +168,22 @@ def test_a_fine_tune_from_a_model_of_another_shape_is_refused(tmp_path):
         train_dit(other, _buckets(), tmp_path / "tune", progress=False)
 
 
-def test_a_fine_tune_may_deepen_the_model_starting_where_it_was(tmp_path):
+def fine_tune_a_trained_model(tmp_path, model: DiTConfig, steps: int):
+    """A 20-step model exported to ``tmp_path / "model"``, then fine-tuned ``steps`` steps as ``model``
+    (a grown architecture) with validation on held-out clips: the exported pair, the held-out
+    bucket and the fine-tune's result."""
     torch.set_num_threads(1)
     base = train_dit(_config(steps=20), _buckets(), tmp_path / "base", progress=False)
     trained = _export(base, tmp_path / "model")
     held_out = _buckets(seed=1)[0]
-    deeper = _config(steps=3, init_from=tmp_path / "model")
-    deeper.model = DiTConfig(in_channels=4, text_dim=32, width=64, depth=3, heads=2)
-    tuned = train_dit(deeper, _buckets(), tmp_path / "tune", progress=False, validation=held_out)
+    config = _config(steps=steps, init_from=tmp_path / "model")
+    config.model = model
+    return trained, held_out, train_dit(config, _buckets(), tmp_path / "tune", progress=False, validation=held_out)
+
+
+def test_a_fine_tune_may_deepen_the_model_starting_where_it_was(tmp_path):
+    deeper = DiTConfig(in_channels=4, text_dim=32, width=64, depth=3, heads=2)
+    trained, held_out, tuned = fine_tune_a_trained_model(tmp_path, deeper, steps=3)
     assert len(tuned.denoiser.transformer.blocks) == 3
     # Step 0's validation is the two-block model's loss: the added block starts as a no-op.
     assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-5)

@@ -10,10 +10,9 @@ import torch
 
 from conftest import make_tiny_pipeline
 from dit_models import MODES, inputs, model, one_thread  # noqa: F401  (tests/ is on sys.path; one_thread is autouse)
-from test_dit_training import _buckets, _config, _export
+from test_dit_training import _config, fine_tune_a_trained_model
 from kinetoscope.diffusion import cfg_denoiser, predict_x0, sample_euler, sampling_timesteps
 from kinetoscope.diffusion.self_condition import SelfCondition
-from kinetoscope.training.dit import train_dit
 from kinetoscope.training.dit_step import self_condition_estimate, validation_loss
 from kinetoscope.transformer.grow import add_self_condition
 
@@ -90,13 +89,8 @@ def test_training_passes_the_models_own_estimate_to_the_clips_drawn():
 
 
 def test_a_fine_tune_adds_the_estimate_starting_where_the_model_was_and_learns_to_use_it(tmp_path):
-    torch.set_num_threads(1)
-    base = train_dit(_config(steps=20), _buckets(), tmp_path / "base", progress=False)
-    trained = _export(base, tmp_path / "model")
-    held_out = _buckets(seed=1)[0]
-    config = _config(steps=12, init_from=tmp_path / "model")
-    config.model = replace(config.model, self_condition=True)
-    tuned = train_dit(config, _buckets(), tmp_path / "tune", progress=False, validation=held_out)
+    grown = replace(_config().model, self_condition=True)
+    trained, held_out, tuned = fine_tune_a_trained_model(tmp_path, grown, steps=12)
     assert tuned.denoiser.transformer.config.self_condition
     # Step 0's validation is the base model's loss: the zero embedding changes no prediction.
     assert tuned.val_losses[0][1] == pytest.approx(validation_loss(trained, held_out, _config(steps=1)), rel=1e-6)
