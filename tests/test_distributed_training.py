@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,13 @@ def _gradients(model: Denoiser) -> dict[str, torch.Tensor]:
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("self_condition", [False, True], ids=["plain", "self-conditioned"])
 @pytest.mark.parametrize("size", [2, 3])
-def test_the_shares_losses_average_to_the_whole_batchs_and_so_do_their_gradients(size):
+def test_the_shares_losses_average_to_the_whole_batchs_and_so_do_their_gradients(size, self_condition):
     torch.set_num_threads(1)
     config = _config(masks={"none": 0.5, "first": 0.5})  # given frames leave the shares unequal weights
+    # A self-conditioned model's estimate is drawn for the whole batch and made per share.
+    config.model = replace(config.model, self_condition=self_condition)
     torch.manual_seed(0)
     model = Denoiser(config.model, config.text)
     batch = draw_batch(config, _buckets(), torch.tensor([1.0, 0.0], dtype=torch.float64), torch.Generator().manual_seed(0))
