@@ -122,3 +122,10 @@ def test_the_command_line_fine_tunes_with_the_estimate_and_generates_from_it(run
                    "--num-frames", 5, "--height", 32, "--width", 32)  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert out.stat().st_size > 0
+
+
+def test_the_command_line_refuses_to_add_the_estimate_under_lora(run_cli, tmp_path, tiny_model_dir):
+    result = run_cli("train", "dit", "--init-from", tiny_model_dir, "--self-condition", "--lora-rank", 4,
+                     "--run-dir", tmp_path / "run")  # fmt: skip
+    assert result.returncode == 2 and "--self-condition" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "run").exists()

@@ -275,6 +275,9 @@ def run_dit(args: argparse.Namespace) -> int:
             raise KinetoscopeError("--lora-rank adapts a trained model: it needs --init-from DIR")
         if args.lora_rank is None or args.lora_rank < 1 or (args.lora_alpha is not None and not args.lora_alpha > 0):
             raise KinetoscopeError(f"--lora-rank must be at least 1 and --lora-alpha above 0; got {args.lora_rank}, {args.lora_alpha}")
+        if args.self_condition:
+            # LoRA freezes every weight but its adapters: the estimate's new embedding would stay at zero.
+            raise KinetoscopeError("--self-condition adds weights that --lora-rank would freeze at zero: fine-tune without LoRA")
         from kinetoscope.transformer.lora import require_peft
 
         require_peft()  # before minutes of latent caching
