@@ -211,8 +211,6 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
     size = {k: v for k in ("width", "depth", "heads") if (v := getattr(args, k)) is not None}
     if size:
         config = replace(config, model=replace(config.model, **size))
-    if args.self_condition:
-        config = replace(config, model=replace(config.model, self_condition=True))
     if args.vae is not None:
         config = replace(config, vae=str(args.vae.resolve()))
     if args.init_from is not None:
@@ -224,9 +222,9 @@ def build_config(args: argparse.Namespace, captions: Sequence[str] = (), text_di
                 raise ValueError(f"--depth {args.depth}: the --init-from model has {model.depth} blocks, and blocks can "
                                  "only be added")  # fmt: skip
             model = replace(model, depth=args.depth)
-        if args.self_condition:
-            model = replace(model, self_condition=True)
         config = replace(config, model=model, text=text, init_from=str(args.init_from.resolve()))
+    if args.self_condition:  # after --init-from's architecture: a fine-tune adds it to the folder's model
+        config = replace(config, model=replace(config.model, self_condition=True))
     if args.lora_rank is not None or args.lora_alpha is not None:  # checked against init_from
         config = replace(config, lora_rank=args.lora_rank or 0, lora_alpha=args.lora_alpha)
     return config

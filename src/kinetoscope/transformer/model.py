@@ -133,8 +133,9 @@ class DiffusionTransformer(nn.Module):
 
         x = self.patch_embed(tokens)                                                             # b n d
         if self.self_condition_embed is not None:
-            estimate = torch.zeros_like(tokens) if self_condition is None else self_condition.to(tokens.dtype)
-            x = x + self.self_condition_embed(estimate)                                          # b n d
+            # No estimate embeds as zeros would: the bias alone, without a matmul over a zero tensor.
+            embed = self.self_condition_embed
+            x = x + (embed.bias if self_condition is None else embed(self_condition.to(tokens.dtype)))       # b n d
         elif self_condition is not None:
             raise ValueError("self_condition given to a model built without config.self_condition")
         pooled = None
