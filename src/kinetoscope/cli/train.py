@@ -69,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "standard deviations (uniform per clip), for decoding a DiT's inexact latents (default: 0)",
     )
     vae.add_argument(
+        "--scale-equivariance-weight", type=float, default=0.0, metavar="W",
+        help="weight of a scale-equivariance term: the latent averaged over 2 x 2 positions must decode to the "
+        "clip averaged over 2 x 2 pixels, which keeps the latent free of detail the pixels lack, for a DiT "
+        "that learns it more easily (Skorokhodov et al. 2025; trains the encoder; default: 0, off)",
+    )
+    vae.add_argument(
         "--adversarial-weight", type=float, default=0.0, metavar="W",
         help="weight of an adversarial term: a patch discriminator trained beside the VAE judges frames real "
         "or reconstructed, penalising the blur L1 leaves at corners and edges (default: 0, off)",
@@ -210,6 +216,7 @@ def _config(args: argparse.Namespace):
         decoder_only=args.decoder_only,
         encoder_only=args.encoder_only,
         latent_noise=args.latent_noise,
+        scale_equivariance_weight=args.scale_equivariance_weight,
         adversarial_weight=args.adversarial_weight,
         adversarial_start=args.adversarial_start,
         device=args.device,

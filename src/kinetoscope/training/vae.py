@@ -28,7 +28,7 @@ from kinetoscope.training.discriminator import Adversary, DiscriminatorConfig, g
 from kinetoscope.training.distributed import Share, World, current, data_parallel
 from kinetoscope.training.run import LOG_NAME, PRECISIONS, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
 from kinetoscope.training.losses import LossConfig, psnr_per_clip, vae_loss
-from kinetoscope.training.vae_roundtrip import RoundTrip
+from kinetoscope.training.vae_roundtrip import RoundTrip, halve
 from kinetoscope.vae.config import CausalVAEConfig
 from kinetoscope.vae.model import CausalVideoVAE
 from kinetoscope.vae.grow import deepen, refold_spatial, widen_latent
@@ -84,6 +84,10 @@ class VAETrainConfig:
     # round trips (7 of 9 before): a hint (not a proof) that the corners are lost in the latent.
     adversarial_weight: float = 0.0
     adversarial_start: int = 0
+    # Weight of the scale-equivariance term (vae_roundtrip.RoundTrip): the latent pooled 2 x 2 must
+    # decode to the clip pooled 2 x 2, under the same reconstruction loss. It reshapes the latent,
+    # so it needs the encoder to train (not with decoder_only).
+    scale_equivariance_weight: float = 0.0
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     device: str = "auto"
     precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
@@ -108,6 +112,10 @@ class VAETrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.decoder_only and self.encoder_only:
             raise ValueError("decoder_only and encoder_only exclude each other (nothing would train)")
+        if not self.scale_equivariance_weight >= 0:
+            raise ValueError(f"scale_equivariance_weight must be non-negative, got {self.scale_equivariance_weight}")
+        if self.scale_equivariance_weight and self.decoder_only:
+            raise ValueError("scale equivariance shapes the latent, which decoder_only freezes: train the encoder too")
         if not 0 <= self.latent_noise <= 10:
             raise ValueError(f"latent_noise must be in [0, 10] (latent standard deviations), got {self.latent_noise}")
         if not self.lr > 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0 or self.stats_clips < 0:
@@ -202,8 +210,13 @@ def _train_step(
         x = x[world.shard(batch)]
     scale = x.shape[0] * world.size / batch  # every term is a mean over clips of one shape
     with autocast(x.device, config.precision):
-        reconstruction, kl = model(x, generator, share)
+        reconstruction, kl, half = model(x, generator, share)
     loss, parts = vae_loss(reconstruction, x, kl, config.loss)
+    if half is not None:
+        target = halve(x)
+        half_loss, _ = vae_loss(half[..., : target.shape[-2], : target.shape[-1]], target, torch.zeros_like(kl), config.loss)
+        loss = loss + config.scale_equivariance_weight * half_loss
+        parts["scale_eq"] = float(half_loss.detach())
     if adversary is not None and adversarial:
         adversary.net.requires_grad_(False)  # the decoder's step leaves the discriminator alone
         fooling = generator_hinge(adversary.net(reconstruction.float()))
@@ -280,7 +293,7 @@ def train_vae(
     end = min(config.steps, stop_at) if stop_at is not None else config.steps
     mix = VAEMix(config.mix)
     # Every process starts from the same weights (loaded, or seeded alike); DDP checks and keeps them so.
-    roundtrip = RoundTrip(model, config.latent_noise)
+    roundtrip = RoundTrip(model, config.latent_noise, scale_equivariance=config.scale_equivariance_weight > 0)
     if world.size > 1:
         roundtrip = data_parallel(roundtrip, device)
 

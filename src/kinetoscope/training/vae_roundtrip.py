@@ -2,7 +2,8 @@
 
 The latent is the posterior's sample, plus, for a decoder that must draw a DiT's inexact latents,
 Gaussian noise of a random share of the latent's std (``latent_noise``). It is one module so that
-DistributedDataParallel can wrap it (``training.distributed``); with a
+DistributedDataParallel can wrap it (``training.distributed``); with ``scale_equivariance`` it also
+decodes the latent pooled 2 x 2 per frame (see :func:`halve`); with a
 :class:`~kinetoscope.training.distributed.Share` its draws are the whole batch's, cut to this
 process's clips, so a data-parallel run draws what one process alone would.
 """
@@ -10,6 +11,7 @@ process's clips, so a data-parallel run draws what one process alone would.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -35,16 +37,28 @@ def _draw(draw, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Gen
     return share.draw(draw, shape, like, generator)
 
 
-class RoundTrip(nn.Module):
-    """``vae``'s training forward: ``x`` -> (reconstruction, KL per latent value)."""
+def halve(v: torch.Tensor) -> torch.Tensor:
+    """``"b c t h w"`` averaged over 2 x 2 pixels of every frame: ``"b c t (h/2) (w/2)"``."""
+    return F.avg_pool3d(v, kernel_size=(1, 2, 2))
 
-    def __init__(self, vae: CausalVideoVAE, latent_noise: float = 0.0) -> None:
+
+class RoundTrip(nn.Module):
+    """``vae``'s training forward: ``x`` -> (reconstruction, KL per latent value, half-size reconstruction).
+
+    The third is None unless ``scale_equivariance`` is on and the latent's height and width are
+    even: then it is the decoding of the latent halved in space (:func:`halve`), for a loss against
+    the halved clip. Skorokhodov et al. 2025 ("Improving the Diffusability of Autoencoders") trace
+    part of what makes a latent hard to diffuse to high-frequency content that pixels do not have;
+    asking that a downsampled latent decode to the downsampled video suppresses it.
+    """
+
+    def __init__(self, vae: CausalVideoVAE, latent_noise: float = 0.0, scale_equivariance: bool = False) -> None:
         super().__init__()
-        self.vae, self.latent_noise = vae, latent_noise
+        self.vae, self.latent_noise, self.scale_equivariance = vae, latent_noise, scale_equivariance
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator, share: Share | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         posterior = self.vae.encode(x)
         z = posterior.mean + posterior.std * _draw(torch.randn, posterior.mean.shape, posterior.mean, generator, share)
         if self.latent_noise:
@@ -52,7 +66,11 @@ class RoundTrip(nn.Module):
             z = noisy_latents(z, self.latent_noise, latent_std(self.vae, z), generator, share)
         # KL per latent value, so its weight does not depend on the clip size.
         kl = posterior.kl().mean() / posterior.mean[0].numel()
-        return self.vae.decode(z, *x.shape[2:]), kl
+        half = None
+        if self.scale_equivariance and z.shape[-2] % 2 == 0 and z.shape[-1] % 2 == 0:
+            # Decoded at the latent grid's own size, not cropped: the clip's padding is halved too.
+            half = self.vae.decode(halve(z), x.shape[2])
+        return self.vae.decode(z, *x.shape[2:]), kl, half
 
 
 def latent_std(model: CausalVideoVAE, z: torch.Tensor) -> torch.Tensor:
