@@ -213,8 +213,7 @@ def _train_step(
         reconstruction, kl, half = model(x, generator, share)
     loss, parts = vae_loss(reconstruction, x, kl, config.loss)
     if half is not None:
-        target = halve(x)
-        half_loss, _ = vae_loss(half[..., : target.shape[-2], : target.shape[-1]], target, torch.zeros_like(kl), config.loss)
+        half_loss, _ = vae_loss(half, halve(x), torch.zeros_like(kl), config.loss)
         loss = loss + config.scale_equivariance_weight * half_loss
         parts["scale_eq"] = float(half_loss.detach())
     if adversary is not None and adversarial:

@@ -46,8 +46,8 @@ class RoundTrip(nn.Module):
     """``vae``'s training forward: ``x`` -> (reconstruction, KL per latent value, half-size reconstruction).
 
     The third is None unless ``scale_equivariance`` is on and the latent's height and width are
-    even: then it is the decoding of the latent halved in space (:func:`halve`), for a loss against
-    the halved clip. Skorokhodov et al. 2025 ("Improving the Diffusability of Autoencoders") trace
+    even: then it is the decoding of the latent halved in space (:func:`halve`), the size of the
+    halved clip it is compared with. Skorokhodov et al. 2025 ("Improving the Diffusability of Autoencoders") trace
     part of what makes a latent hard to diffuse to high-frequency content that pixels do not have;
     asking that a downsampled latent decode to the downsampled video suppresses it.
     """
@@ -68,8 +68,8 @@ class RoundTrip(nn.Module):
         kl = posterior.kl().mean() / posterior.mean[0].numel()
         half = None
         if self.scale_equivariance and z.shape[-2] % 2 == 0 and z.shape[-1] % 2 == 0:
-            # Decoded at the latent grid's own size, not cropped: the clip's padding is halved too.
-            half = self.vae.decode(halve(z), x.shape[2])
+            # Cropped by decode, as the full reconstruction is, to the size halve(x) has.
+            half = self.vae.decode(halve(z), x.shape[2], x.shape[3] // 2, x.shape[4] // 2)
         return self.vae.decode(z, *x.shape[2:]), kl, half
 
 
