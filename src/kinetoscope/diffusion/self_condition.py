@@ -12,7 +12,7 @@ The estimate is the *conditional* prediction's, not the guided one's: the model 
 unguided estimates, and guidance at scale 7 inflates the clean estimate past anything it saw. Fed
 the guided estimate, a self-conditioned fine-tune of the shipped model drew the asked direction
 less often (one-object all-correct 81 of 316 against 120 for the same fine-tune without it); fed
-the conditional one, 124 (see the README).
+the conditional one, 124 (docs/experiments-dit.md, Self-conditioning).
 """
 
 from __future__ import annotations

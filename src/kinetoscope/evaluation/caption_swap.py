@@ -4,7 +4,7 @@ For cached training clips with their ground-truth scenes, the velocity MSE is co
 true caption and with a caption where one attribute is swapped (same clips, same noise, same
 times). A model that reads the attribute loses more with the swapped caption; a gap of zero
 means the word is ignored. This is how the Shapes model was found to ignore direction words
-while it read colour, size and background (the README's DiT section).
+while it read colour, size and background (docs/experiments-dit.md, Why direction failed).
 
 Two-object clips ask a second question: does the model tie each word to its object? Exchanging
 an attribute between the two objects (the red ball's direction given to the blue box and back)

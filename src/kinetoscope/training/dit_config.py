@@ -61,12 +61,12 @@ class DiTTrainConfig:
     motion_weight: float = 4.0
     # Extra loss weight over the latent cells an object asked to stay still covers (from the clips'
     # scene records; training.grounding.Grounder.still_cover): motion_weight leaves a still object at
-    # the background's weight, so drawing it moving costs little. 0 = off. Measured (README, Direction):
+    # the background's weight, so drawing it moving costs little. 0 = off. Measured (docs/experiments-dit.md, Direction):
     # still objects keep still more, and so do the moving objects beside them; not shipped.
     still_weight: float = 0.0
     # Two-object clips (by the clips' scene records) are drawn this many times as often as one-object
     # clips; 1 = every clip alike. Binding each motion word to its own object is learnt from them alone;
-    # measured (README, Direction): 9 in a 1,200-step fine-tune left two-object direction as it was.
+    # measured (docs/experiments-dit.md, Direction): 9 in a 1,200-step fine-tune left two-object direction as it was.
     two_object_weight: float = 1.0
     # Pixel MSE of the decoded one-step prediction on up to ``decoded_clips`` clips per step with
     # t < ``decoded_max_t`` (training.decoded_loss), weighted so; 0 = off (it needs the VAE).

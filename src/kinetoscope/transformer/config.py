@@ -44,7 +44,7 @@ class DiTConfig:
     """Also add the text's mean token state to the time embedding that drives adaLN (SD3 and
     Flux add a pooled text vector there), so a global attribute reaches every token of every
     block without a cross-attention query finding it. Measured against cross-attention alone
-    for direction words on the Shapes World (see the README)."""
+    for direction words on the Shapes World (docs/experiments-dit.md, Why direction failed)."""
     self_condition: bool = False
     """Also read a clean estimate of the latent beside the noisy one (self-conditioning, Chen et al.
     2022, "Analog Bits"): the sampler passes the previous step's prediction, training passes the
