@@ -36,6 +36,20 @@ def test_generate_with_the_stochastic_sampler(run_cli, tiny_model_dir, tmp_path)
     assert (runs["a"] == runs["b"]).all() and not (runs["a"] == runs["c"]).all()
 
 
+def test_generate_with_contrastive_guidance(run_cli, tiny_model_dir, tmp_path):
+    prompt = "A large red circle moves slowly to the right on a black background."
+    runs = {}
+    for name, args in (("off", ["--contrast-scale", "0"]), ("on", ["--contrast-scale", "3", "--contrast-interval", "0,1"]),
+                       ("named", ["--contrast-scale", "3", "--contrast-interval", "0,1", "--contrast-prompt",
+                                  prompt.replace("right", "left")])):  # fmt: skip
+        out = tmp_path / f"{name}.gif"
+        result = run_cli("generate", prompt, "-o", out, "--model", tiny_model_dir, "--steps", "3", "--num-frames", "5", *args)
+        assert result.returncode == 0, result.stderr
+        runs[name] = read_video(out)[0].astype(int)
+    assert (runs["on"] != runs["off"]).any()
+    assert abs(runs["on"] - runs["named"]).max() <= 1  # the automatic contrast is the reversed caption
+
+
 def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
     out = tmp_path / "image.png"
     result = run_cli("generate", "a blue box", "-o", out, "--num-frames", "1", "--model", tiny_model_dir,
@@ -63,6 +77,8 @@ def test_generate_one_frame_is_an_image(run_cli, tiny_model_dir, tmp_path):
         (["--eta", "2"], "--eta"),
         (["--guidance-interval", "0.5,0.2"], "--guidance-interval"),
         (["--guidance-interval", "0.5"], "--guidance-interval"),
+        (["--contrast-scale", "-1"], "--contrast-scale"),
+        (["--contrast-interval", "1,0.5"], "--contrast-interval"),
     ],
 )
 def test_generate_bad_input_is_one_line_and_exit_2(run_cli, tiny_model_dir, tmp_path, args, message):

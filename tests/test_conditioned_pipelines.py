@@ -64,6 +64,30 @@ def test_extend_keeps_the_video_and_adds_the_new_frames(tiny_pipeline, rendered_
     assert np.array_equal(kept, video) and given.sum() == 10 and given[new if backward else 0]
 
 
+def test_given_frame_tasks_use_contrastive_guidance_on_their_upsampled_caption(tiny_pipeline, rendered_clip, monkeypatch):
+    """The given-frame pipelines upsample and ground the prompt themselves and hand the model a
+    canonical caption, which the model's call contrasts as it would its own upsampled prompt."""
+    from kinetoscope.pipelines.text_to_video import KinetoscopePipeline
+
+    seen: list = []
+    original = KinetoscopePipeline.prepare_contrasts
+
+    def recording(self, prompts, contrast_prompt):
+        contrasts = original(self, prompts, contrast_prompt)
+        seen.append((prompts[0], contrasts))
+        return contrasts
+
+    monkeypatch.setattr(KinetoscopePipeline, "prepare_contrasts", recording)
+    pipe = KinetoscopeExtendPipeline(tiny_pipeline)
+    video = rendered_clip.frames[:8]
+    on = pipe("a red ball moving left", video=video, num_frames=8, seed=1, contrast_scale=3.0, contrast_interval=(0.0, 1.0))
+    off = pipe("a red ball moving left", video=video, num_frames=8, seed=1, contrast_scale=0.0)
+    # Every window's caption has a contrast: the red circle moving the other way.
+    assert seen and all(c is not None and c[0] != p and "red circle moves" in c[0] for p, c in seen)
+    assert not np.array_equal(on.frames[0][8:], off.frames[0][8:])
+    assert np.array_equal(on.frames[0][:8], video)
+
+
 def test_a_long_video_grows_from_text_in_windows(tiny_pipeline):
     out = KinetoscopeExtendPipeline(tiny_pipeline)("a red ball moving left", num_frames=64, seed=3)
     frames = out.frames[0]

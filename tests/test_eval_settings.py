@@ -26,14 +26,14 @@ def sampled_with(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 
 def test_eval_t2v_samples_with_the_asked_sampler_and_reports_its_settings(tiny_model_dir, sampled_with, capsys):
     code = main(["eval", "t2v", "--model", str(tiny_model_dir), "--per-group", "1", "--steps", "2", "--sampler", "heun",
-                 "--shift", "2", "--seed", "3", "--dtype", "bfloat16", "--guidance-interval", "0.3,1", "--json"])  # fmt: skip
+                 "--shift", "2", "--seed", "3", "--dtype", "bfloat16", "--guidance-interval", "0.3,1", "--contrast-scale", "2", "--json"])  # fmt: skip
     assert code == 0
     assert sampled_with and all(c["sampler"] == "heun" and c["num_inference_steps"] == 2 for c in sampled_with)
-    assert all(c["guidance_interval"] == (0.3, 1.0) for c in sampled_with)
+    assert all(c["guidance_interval"] == (0.3, 1.0) and c["contrast_scale"] == 2.0 for c in sampled_with)
     settings = json.loads(capsys.readouterr().out)["settings"]
     assert settings == {"model": str(tiny_model_dir), "seed": 3, "steps": 2, "guidance": 7.0, "guidance_rescale": 0.0,
-                        "guidance_interval": [0.3, 1.0], "shift": 2.0, "sampler": "heun", "eta": 1.0, "device": "cpu",
-                        "dtype": "bfloat16"}  # fmt: skip
+                        "guidance_interval": [0.3, 1.0], "shift": 2.0, "sampler": "heun", "eta": 1.0, "contrast_scale": 2.0,
+                        "contrast_interval": [0.7, 1.0], "device": "cpu", "dtype": "bfloat16"}  # fmt: skip
 
 
 def test_eval_conditioning_passes_the_sampler_to_every_task(tiny_model_dir, sampled_with, capsys):

@@ -79,3 +79,42 @@ def test_guidance_rescale_matches_diffusers_and_pulls_the_spread_back(rescale):
         torch.testing.assert_close(spread(guided), spread(v_cond))
     with pytest.raises(ValueError, match="rescale must be in"):
         cfg_denoiser(model, cond, uncond, scale=7.0, rescale=1.5)
+
+
+@pytest.mark.parametrize("scale", [4.0, 1.0])
+def test_contrasts_add_their_weighted_difference_from_the_conditional_call_in_one_batch(scale):
+    x, t = _noise((3, 4), 31), torch.full((3,), 0.8)
+    cond, uncond = {"text": _noise((3, 5, 8), 32) + 1.0}, {"text": torch.zeros(3, 5, 8)}
+    first, second = {"text": _noise((3, 5, 8), 33)}, {"text": _noise((3, 5, 8), 34) - 1.0}
+    calls: list[int] = []
+    model = _text_model(calls)
+    v_cond, v_uncond, v_first, v_second = (model(x, t, **kw) for kw in (cond, uncond, first, second))
+    calls.clear()
+    denoiser = cfg_denoiser(model, cond, uncond, scale, contrasts=[(first, 2.0), (second, 0.5)])
+    guided = v_uncond + scale * (v_cond - v_uncond) if scale != 1 else v_cond
+    torch.testing.assert_close(denoiser(x, t), guided + 2.0 * (v_cond - v_first) + 0.5 * (v_cond - v_second))
+    assert calls == ([12] if scale != 1 else [9])  # every conditioning of the step in one batch
+    # A contrast equal to the prompt adds exactly nothing.
+    same = cfg_denoiser(model, cond, uncond, scale, contrasts=[(cond, 3.0)])(x, t)
+    assert torch.equal(same, cfg_denoiser(model, cond, uncond, scale)(x, t))
+
+
+def test_contrasts_act_only_inside_their_interval():
+    x, cond, uncond = _noise((2, 4), 35), {"text": _noise((2, 5, 8), 36) + 1.0}, {"text": torch.zeros(2, 5, 8)}
+    contrast = {"text": _noise((2, 5, 8), 37)}
+    calls: list[int] = []
+    model = _text_model(calls)
+    denoiser = cfg_denoiser(model, cond, uncond, 4.0, interval=(0.3, 1.0), contrasts=[(contrast, 2.0)],
+                            contrast_interval=(0.7, 1.0))  # fmt: skip
+    plain = cfg_denoiser(model, cond, uncond, 4.0, interval=(0.3, 1.0))
+    for at, batch in ((0.9, 6), (0.7, 6), (0.5, 4), (0.1, 2)):
+        t = torch.full((2,), at)
+        calls.clear()
+        out = denoiser(x, t)
+        assert calls == [batch]
+        if at < 0.7:
+            assert torch.equal(out, plain(x, t))
+        else:
+            torch.testing.assert_close(out, plain(x, t) + 2.0 * (model(x, t, **cond) - model(x, t, **contrast)))
+    with pytest.raises(ValueError, match="guidance interval"):
+        cfg_denoiser(model, cond, uncond, 4.0, contrasts=[(contrast, 1.0)], contrast_interval=(0.9, 0.2))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,9 @@ def test_a_size_the_patches_do_not_tile_is_sampled_on_a_larger_grid_and_cropped(
         ({"output_type": "gif"}, "output_type"),
         ({"guidance_interval": (0.5, 0.2)}, "guidance interval"),
         ({"guidance_interval": (0.0, 1.5)}, "guidance interval"),
+        ({"contrast_scale": -1.0}, "contrast_scale"),
+        ({"contrast_scale": 2.0, "contrast_interval": (0.9, 0.1)}, "guidance interval"),
+        ({"contrast_scale": 2.0, "contrast_prompt": ["a", "b"]}, "2 contrast prompts for 1 prompts"),
     ],
 )
 def test_bad_arguments_name_themselves(pipe, kwargs, message):
@@ -142,6 +147,36 @@ def test_a_guidance_interval_guides_only_its_steps(pipe, tmp_path):
     assert torch.equal(loaded("a red ball", **kwargs).frames, plain)
     with pytest.raises(ValueError, match="guidance interval"):
         SamplingDefaults(guidance_interval=(1.0, 0.0))
+
+
+def test_contrastive_guidance_pushes_away_from_the_contrast_at_its_steps_only(pipe):
+    kwargs = {"num_frames": 1, "seed": 0, "output_type": "latent", "num_inference_steps": 4, "guidance_scale": 5.0}
+    prompt = "A large red circle moves slowly to the right on a black background."
+    off = pipe(prompt, contrast_scale=0.0, **kwargs)
+    # Upsampled prompts are contrasted with their motion reversed, by default at t >= 0.7.
+    auto = pipe(prompt, contrast_scale=3.0, **kwargs).frames
+    named = pipe(prompt, contrast_scale=3.0, contrast_prompt=prompt.replace("right", "left"), **kwargs).frames
+    assert (auto - off.frames).abs().max() > 1e-4
+    torch.testing.assert_close(auto, named)
+    # A contrast equal to the prompt adds nothing; so does an interval that holds none of the steps
+    # (they start at t = 1, 0.75, 0.5, 0.25).
+    torch.testing.assert_close(pipe(prompt, contrast_scale=3.0, contrast_prompt=prompt, **kwargs).frames, off.frames)
+    assert torch.equal(pipe(prompt, contrast_scale=3.0, contrast_interval=(0.8, 0.9), **kwargs).frames, off.frames)
+    # Nothing moves: no contrast, nothing computed; and no automatic contrast for prompts taken as written.
+    still = "A small blue square stays still on a white background."
+    assert torch.equal(pipe(still, contrast_scale=3.0, **kwargs).frames, pipe(still, contrast_scale=0.0, **kwargs).frames)
+    raw = {**kwargs, "upsample_prompt": False}
+    assert torch.equal(pipe("a red ball", contrast_scale=3.0, **raw).frames, pipe("a red ball", **raw).frames)
+    # A model's contrast settings travel with its folder (JSON lists back to tuples).
+    defaults = SamplingDefaults(**json.loads(json.dumps(asdict(SamplingDefaults(contrast_scale=2.0, contrast_interval=(0.5, 1.0))))))
+    assert (defaults.contrast_scale, defaults.contrast_interval) == (2.0, (0.5, 1.0))
+    with pytest.raises(ValueError, match="contrast_scale"):
+        SamplingDefaults(contrast_scale=-0.5)
+    # In a batch, a prompt without a contrast is sampled as without contrastive guidance.
+    both = pipe([prompt, still], contrast_scale=3.0, **kwargs).frames
+    plain = pipe([prompt, still], contrast_scale=0.0, **kwargs).frames
+    torch.testing.assert_close(both[1], plain[1])
+    assert (both[0] - plain[0]).abs().max() > 1e-4
 
 
 def test_save_and_load_round_trip(pipe, tmp_path):

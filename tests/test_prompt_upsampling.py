@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kinetoscope.shapes.prompts import complete_query, parse_prompt, upsample_prompt
+from kinetoscope.shapes.prompts import complete_query, motion_contrast_caption, parse_prompt, upsample_prompt
+from kinetoscope.shapes.swaps import motion_contrast
 from kinetoscope.shapes.spec import BACKGROUNDS, ObjectSpec, PromptQuery, SceneSpec, canonical_caption
 
 from prompt_queries import ATTRIBUTE_VALUES, query  # noqa: E402  (tests/ is on sys.path)
@@ -90,6 +91,48 @@ def test_motion_words_without_a_direction_never_sample_still() -> None:
 
 def _caption(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(KINETOSCOPE), "caption", *args], capture_output=True, text=True, timeout=60)
+
+
+# ---- the contrast of contrastive guidance -----------------------------------------------------
+
+def test_the_motion_contrast_reverses_one_object_and_exchanges_two_objects_motions() -> None:
+    kinds = set()
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        scene = complete_query(query(*(["", ""] if seed % 2 else [""])), rng)
+        contrast = motion_contrast(scene)
+        moving = [o for o in scene.objects if o.direction != "still"]
+        if not moving:
+            assert contrast is None
+            continue
+        assert contrast is not None and contrast.background == scene.background
+        # Every object keeps its colour, shape and size: only motion words change.
+        assert [(o.color, o.shape, o.size) for o in contrast.objects] == [(o.color, o.shape, o.size) for o in scene.objects]
+        assert canonical_caption(contrast) != canonical_caption(scene)
+        # The caption-level contrast parses the caption and says the same, unknown words kept.
+        caption = canonical_caption(scene)
+        assert motion_contrast_caption(caption) == canonical_caption(contrast)
+        assert motion_contrast_caption(caption + " glorp") == canonical_caption(contrast) + " glorp"
+        if len(scene.objects) == 1:
+            kinds.add("reversed")
+            assert contrast.objects[0].speed == moving[0].speed
+            assert contrast.objects[0].direction != moving[0].direction
+            assert motion_contrast(contrast) == scene  # reversing twice
+            continue
+        a, b = scene.objects
+        if (a.direction, a.speed) == (b.direction, b.speed):
+            kinds.add("both reversed")
+            assert all(c.direction != o.direction for c, o in zip(contrast.objects, scene.objects))
+        else:
+            kinds.add("exchanged")
+            words = lambda o: "still" if o.direction == "still" else (o.direction, o.speed)  # noqa: E731
+            assert [words(o) for o in contrast.objects] == [words(b), words(a)]
+    assert kinds >= {"reversed", "exchanged"}
+    assert motion_contrast_caption("A small blue square stays still on a white background.") is None
+    # Only a canonical caption, every attribute named, has a contrast that differs in motion alone.
+    for prompt in ("a red ball moving right", "A red circle moves slowly to the right on a black background."):
+        assert motion_contrast_caption(prompt) is None
+        assert motion_contrast_caption(upsample_prompt(prompt)) is not None
 
 
 def test_cli_prints_the_caption() -> None:

@@ -26,6 +26,9 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     add_guidance_arguments(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of open attributes (default: 0)")
     parser.add_argument("--negative-prompt", default=None, help="what to steer away from (default: the empty prompt)")
+    parser.add_argument("--contrast-prompt", default=None, metavar="TEXT",
+                        help="a caption whose motion the video must not have, for --contrast-scale (default: the "
+                        "upsampled prompt with its motion reversed, or exchanged between two objects)")  # fmt: skip
     parser.add_argument("--no-upsample", action="store_true", help="encode the prompt as written, without upsampling")
     add_model_arguments(parser)
     add_placement_arguments(parser)
@@ -84,7 +87,8 @@ def load_pipeline(args: argparse.Namespace):
 
 
 def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--guidance-rescale``, ``--guidance-interval``, ``--shift``, ``--sampler`` and ``--eta``, shared with the evaluations."""
+    """``--guidance-rescale``, ``--guidance-interval``, ``--shift``, ``--sampler``, ``--eta`` and the contrast's
+    ``--contrast-scale`` and ``--contrast-interval``, shared with the evaluations."""
     parser.add_argument("--guidance-rescale", type=float, default=None, metavar="R",
                         help="in [0, 1]: pull the guided velocity's spread back toward the conditional one's "
                         "(diffusers' guidance_rescale; default: the model's, 0)")  # fmt: skip
@@ -100,6 +104,13 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eta", type=float, default=None, metavar="E",
                         help="in [0, 1]: how much noise --sampler sde redraws per step, DDIM's eta: 1 ancestral, 0 Euler "
                         "(default: the model's, 1)")  # fmt: skip
+    parser.add_argument("--contrast-scale", type=float, default=None, metavar="W",
+                        help="0 or more: contrastive guidance, pushing away from the prompt with its motion reversed (one "
+                        "object) or exchanged (two) at the steps in --contrast-interval; 0 turns it off (default: the "
+                        "model's)")  # fmt: skip
+    parser.add_argument("--contrast-interval", type=guidance_interval, default=None, metavar="LO,HI",
+                        help="the times t at which --contrast-scale acts (default: the model's, 0.7,1: where motion is "
+                        "laid out)")  # fmt: skip
 
 
 def guidance_interval(text: str) -> tuple[float, float]:
@@ -123,6 +134,8 @@ def check_guidance_arguments(args: argparse.Namespace) -> None:
         raise KinetoscopeError(f"--shift: must be above 0, got {args.shift}")
     if args.eta is not None and not 0 <= args.eta <= 1:
         raise KinetoscopeError(f"--eta: must be in [0, 1], got {args.eta}")
+    if args.contrast_scale is not None and not args.contrast_scale >= 0:
+        raise KinetoscopeError(f"--contrast-scale: must be 0 or more, got {args.contrast_scale}")
 
 
 def check_sampling_arguments(args: argparse.Namespace) -> None:
@@ -146,6 +159,8 @@ def guidance_kwargs(args: argparse.Namespace) -> dict:
         "shift": args.shift,
         "sampler": args.sampler,
         "eta": args.eta,
+        "contrast_scale": args.contrast_scale,
+        "contrast_interval": args.contrast_interval,
     }
 
 
@@ -153,6 +168,7 @@ def sampling_kwargs(args: argparse.Namespace) -> dict:
     """The pipeline arguments the shared options set."""
     return {
         "negative_prompt": args.negative_prompt,
+        "contrast_prompt": args.contrast_prompt,
         "seed": args.seed,
         "upsample_prompt": False if args.no_upsample else None,
         **guidance_kwargs(args),

@@ -182,7 +182,8 @@ class KinetoscopePipeline:
     def check_inputs(
         self, num_frames: int, height: int, width: int, num_inference_steps: int, guidance_scale: float, sampler: str,
         guidance_rescale: float = 0.0, shift: float | None = None, eta: float = 0.0,
-        guidance_interval: tuple[float, float] | None = None,
+        guidance_interval: tuple[float, float] | None = None, contrast_scale: float = 0.0,
+        contrast_interval: tuple[float, float] | None = None,
     ) -> None:
         """Raise ValueError naming the first bad argument."""
         s = self.vae.spatial_compression * self.transformer.config.patch_size[1]
@@ -195,7 +196,30 @@ class KinetoscopePipeline:
             raise ValueError(f"num_inference_steps must be at least 1, got {num_inference_steps}")
         if not guidance_scale >= 0:
             raise ValueError(f"guidance_scale must be 0 or more, got {guidance_scale}")
-        check_sampling(sampler, guidance_rescale, shift, eta, guidance_interval)
+        check_sampling(sampler, guidance_rescale, shift, eta, guidance_interval, contrast_scale, contrast_interval)
+
+    def prepare_contrasts(self, prompts: list[str], contrast_prompt: str | Sequence[str | None] | None) -> list[str] | None:
+        """The captions each prompt's video must not match in motion, or None where no prompt has one.
+
+        Given ``contrast_prompt`` (one, or one per prompt, None for none), those; else, for a model
+        that reads canonical captions (``upsample_prompts``), each prompt that is one (upsampled
+        here or by a given-frame pipeline) with its motion reversed or exchanged
+        (:func:`~kinetoscope.shapes.prompts.motion_contrast_caption`). A prompt without a contrast
+        is its own, which adds nothing to its guidance.
+        """
+        if contrast_prompt is None:
+            if not self.defaults.upsample_prompts:
+                return None
+            from kinetoscope.shapes.prompts import motion_contrast_caption
+
+            contrasts = [motion_contrast_caption(p) for p in prompts]
+        else:
+            contrasts = [contrast_prompt] * len(prompts) if isinstance(contrast_prompt, str) else list(contrast_prompt)
+            if len(contrasts) != len(prompts):
+                raise ValueError(f"got {len(contrasts)} contrast prompts for {len(prompts)} prompts")
+        if all(c is None for c in contrasts):
+            return None
+        return [p if c is None else c for p, c in zip(prompts, contrasts)]
 
     @torch.no_grad()
     def __call__(
@@ -215,6 +239,9 @@ class KinetoscopePipeline:
         sampler: str | None = None,
         eta: float | None = None,
         upsample_prompt: bool | None = None,
+        contrast_prompt: str | Sequence[str | None] | None = None,
+        contrast_scale: float | None = None,
+        contrast_interval: tuple[float, float] | None = None,
         given_latents: torch.Tensor | None = None,
         given_mask: torch.Tensor | None = None,
         release_mask: torch.Tensor | None = None,
@@ -229,6 +256,11 @@ class KinetoscopePipeline:
         (default: the model's; ``(0, 1)`` guides every step).
         ``shift`` is the sampling schedule's timestep shift (default: the model's, else by token count).
         ``eta`` is the share of noise the ``"sde"`` sampler redraws per step (default: the model's).
+        ``contrast_scale`` weighs contrastive guidance away from ``contrast_prompt`` (default: the
+        model's; the shipped one: see ``SamplingDefaults``) at the steps whose time is in
+        ``contrast_interval``; without ``contrast_prompt``, canonical captions (upsampled prompts)
+        are contrasted with their motion reversed (one object) or exchanged between the objects
+        (see :meth:`prepare_contrasts`).
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
@@ -237,7 +269,10 @@ class KinetoscopePipeline:
         ``output_type="latent"`` returns the latents on the transformer's patch grid, which covers
         more than ``height x width`` where that is not a whole number of patches.
         """
-        num_frames, height, width, steps, scale, rescale, interval, shift, sampler, eta, upsample = self.defaults.resolve(
+        (
+            num_frames, height, width, steps, scale, rescale, interval, shift, sampler, eta, upsample, contrast_scale,
+            contrast_interval,
+        ) = self.defaults.resolve(
             num_frames=num_frames,
             height=height,
             width=width,
@@ -249,8 +284,12 @@ class KinetoscopePipeline:
             sampler=sampler,
             eta=eta,
             upsample_prompts=upsample_prompt,
-        ).values()
-        self.check_inputs(num_frames, height, width, steps, scale, sampler, rescale, shift, eta, interval)
+            contrast_scale=contrast_scale,
+            contrast_interval=contrast_interval,
+        ).values()  # fmt: skip
+        self.check_inputs(
+            num_frames, height, width, steps, scale, sampler, rescale, shift, eta, interval, contrast_scale, contrast_interval
+        )  # fmt: skip
         if output_type not in ("np", "pt", "latent"):
             raise ValueError(f"output_type must be 'np', 'pt' or 'latent', got {output_type!r}")
         if not 0 < strength <= 1:
@@ -268,6 +307,11 @@ class KinetoscopePipeline:
         device = self.device
         cond = self.text_encoder.encode(prompts, device)
         uncond = self.text_encoder.encode(negatives, device)
+        contrast_captions = self.prepare_contrasts(prompts, contrast_prompt) if contrast_scale > 0 else None
+        contrasts = []
+        if contrast_captions is not None:
+            contrast = self.text_encoder.encode(contrast_captions, device)
+            contrasts.append(({"text": contrast.hidden, "text_mask": contrast.mask}, contrast_scale))
         shape = (len(prompts), *self.vae.latent_shape(num_frames, height, width))
         # A latent grid that the patches do not tile (72 pixels: 9 latent rows, 2-row patches) is
         # sampled one patch larger at the bottom and right and cropped after decoding, as the VAE
@@ -288,6 +332,8 @@ class KinetoscopePipeline:
             scale,
             rescale,
             interval,
+            contrasts,
+            contrast_interval,
         )
         if carried is not None:
             denoiser = carried.denoiser(denoiser)

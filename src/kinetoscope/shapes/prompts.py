@@ -316,3 +316,29 @@ def upsample_prompt(text: str, *, seed: int = 0, frames: np.ndarray | None = Non
         query = ground_prompt(query, frames)
     caption = canonical_caption(_complete(query, parsed.moving, np.random.default_rng(seed)))
     return " ".join((caption, *parsed.query.unknown_words))
+
+
+def motion_contrast_caption(caption: str) -> str | None:
+    """The caption a video of ``caption`` must not match in motion (``swaps.motion_contrast``): the
+    same canonical sentence with the direction reversed (one object) or the two objects' motions
+    exchanged, unknown words kept. None where nothing moves, or where ``caption`` is not a canonical
+    caption (what ``upsample_prompt`` writes): a contrast must differ from its prompt in motion
+    alone, so every attribute has to be named already.
+
+    >>> motion_contrast_caption("A large red circle moves slowly to the right on a black background.")
+    'A large red circle moves slowly to the left on a black background.'
+    >>> motion_contrast_caption("a red ball moving right") is None
+    True
+    """
+    import numpy as np
+
+    from kinetoscope.shapes.swaps import motion_contrast
+
+    parsed = _parse(caption)
+    # A still object's speed is drawn here, but no caption word depends on it.
+    scene = _complete(parsed.query, parsed.moving, np.random.default_rng(0))
+    words = parsed.query.unknown_words
+    if " ".join((canonical_caption(scene), *words)) != caption:
+        return None
+    contrast = motion_contrast(scene)
+    return None if contrast is None else " ".join((canonical_caption(contrast), *words))

@@ -87,3 +87,25 @@ def swapped_scene(scene: SceneSpec, attribute: str) -> SceneSpec | None:
         "direction_axis": lambda: replace(obj, direction=_QUARTER_TURN[obj.direction]),
     }[attribute]()
     return replace(scene, objects=(changed,))
+
+
+def motion_contrast(scene: SceneSpec) -> SceneSpec | None:
+    """The scene whose motion a video of ``scene`` must not show, for contrastive guidance.
+
+    One object: its direction reversed. Two objects: their motions (direction and speed)
+    exchanged, so the contrast keeps every word and differs only in which object moves how, the
+    binding the model misses most; where both move alike, both directions reversed. None where
+    nothing moves.
+    """
+    if len(scene.objects) == 1:
+        obj = scene.objects[0]
+        if obj.direction == "still":
+            return None
+        return replace(scene, objects=(replace(obj, direction=_OPPOSITE[obj.direction]),))
+    a, b = scene.objects
+    if (a.direction, a.speed) != (b.direction, b.speed) and not (a.direction == b.direction == "still"):
+        return replace(scene, objects=(replace(a, direction=b.direction, speed=b.speed),
+                                       replace(b, direction=a.direction, speed=a.speed)))  # fmt: skip
+    if a.direction == "still":
+        return None
+    return replace(scene, objects=tuple(replace(o, direction=_OPPOSITE[o.direction]) for o in (a, b)))
