@@ -150,9 +150,12 @@ def test_a_guidance_interval_guides_only_its_steps(pipe, tmp_path):
 
 
 def test_contrastive_guidance_pushes_away_from_the_contrast_at_its_steps_only(pipe):
-    kwargs = {"num_frames": 1, "seed": 0, "output_type": "latent", "num_inference_steps": 4, "guidance_scale": 5.0}
+    kwargs = {"num_frames": 5, "seed": 0, "output_type": "latent", "num_inference_steps": 4, "guidance_scale": 5.0}
     prompt = "A large red circle moves slowly to the right on a black background."
     off = pipe(prompt, contrast_scale=0.0, **kwargs)
+    # An image has no motion: never contrasted.
+    image = {**kwargs, "num_frames": 1}
+    assert torch.equal(pipe(prompt, contrast_scale=3.0, **image).frames, pipe(prompt, contrast_scale=0.0, **image).frames)
     # Upsampled prompts are contrasted with their motion reversed, by default at t >= 0.7.
     auto = pipe(prompt, contrast_scale=3.0, **kwargs).frames
     named = pipe(prompt, contrast_scale=3.0, contrast_prompt=prompt.replace("right", "left"), **kwargs).frames

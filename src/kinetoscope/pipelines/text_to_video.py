@@ -260,7 +260,7 @@ class KinetoscopePipeline:
         model's; the shipped one: see ``SamplingDefaults``) at the steps whose time is in
         ``contrast_interval``; without ``contrast_prompt``, canonical captions (upsampled prompts)
         are contrasted with their motion reversed (one object) or exchanged between the objects
-        (see :meth:`prepare_contrasts`).
+        (see :meth:`prepare_contrasts`); images (``num_frames=1``) are never contrasted.
         ``given_latents`` ``"b c t h w"`` (normalised) with ``given_mask`` ``"b 1 t 1 1"`` holds
         latent frames fixed (image-to-video, extension; see :mod:`kinetoscope.pipelines.conditioning`).
         ``release_mask`` (same layout) marks latent frames that start from ``given_latents`` but
@@ -307,7 +307,9 @@ class KinetoscopePipeline:
         device = self.device
         cond = self.text_encoder.encode(prompts, device)
         uncond = self.text_encoder.encode(negatives, device)
-        contrast_captions = self.prepare_contrasts(prompts, contrast_prompt) if contrast_scale > 0 else None
+        # An image has no motion to contrast (and the contrast only moves it off the prompt's image).
+        moving = contrast_scale > 0 and num_frames > 1
+        contrast_captions = self.prepare_contrasts(prompts, contrast_prompt) if moving else None
         contrasts = []
         if contrast_captions is not None:
             contrast = self.text_encoder.encode(contrast_captions, device)
