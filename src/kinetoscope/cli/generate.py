@@ -106,8 +106,8 @@ def add_guidance_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the model's, 1)")  # fmt: skip
     parser.add_argument("--contrast-scale", type=float, default=None, metavar="W",
                         help="0 or more: contrastive guidance, pushing away from the prompt with its motion reversed (one "
-                        "object) or exchanged (two) at the steps in --contrast-interval; 0 turns it off (default: the "
-                        "model's)")  # fmt: skip
+                        "object) or exchanged (two) at the steps in --contrast-interval; 0 turns it off; images (one "
+                        "frame) never get it (default: the model's)")  # fmt: skip
     parser.add_argument("--contrast-interval", type=guidance_interval, default=None, metavar="LO,HI",
                         help="the times t at which --contrast-scale acts (default: the model's, 0.7,1: where motion is "
                         "laid out)")  # fmt: skip
