@@ -86,10 +86,9 @@ class SamplingDefaults:
 
     def __post_init__(self) -> None:
         self.held_out = tuple(dict(h) for h in self.held_out)  # JSON gives lists
-        if self.guidance_interval is not None:
-            self.guidance_interval = tuple(self.guidance_interval)  # JSON gives a list
-        if self.contrast_interval is not None:
-            self.contrast_interval = tuple(self.contrast_interval)
+        for name in ("guidance_interval", "contrast_interval"):
+            if getattr(self, name) is not None:
+                setattr(self, name, tuple(getattr(self, name)))  # JSON gives a list
         check_sampling(
             self.sampler, self.guidance_rescale, self.shift, self.eta, self.guidance_interval,
             self.contrast_scale, self.contrast_interval,

@@ -314,8 +314,12 @@ def upsample_prompt(text: str, *, seed: int = 0, frames: np.ndarray | None = Non
         from kinetoscope.shapes.grounding import ground_prompt
 
         query = ground_prompt(query, frames)
-    caption = canonical_caption(_complete(query, parsed.moving, np.random.default_rng(seed)))
-    return " ".join((caption, *parsed.query.unknown_words))
+    return _worded(_complete(query, parsed.moving, np.random.default_rng(seed)), parsed.query.unknown_words)
+
+
+def _worded(scene: SceneSpec, unknown_words: tuple[str, ...]) -> str:
+    """What ``upsample_prompt`` writes: the scene's canonical caption, then the words not understood."""
+    return " ".join((canonical_caption(scene), *unknown_words))
 
 
 def motion_contrast_caption(caption: str) -> str | None:
@@ -338,7 +342,7 @@ def motion_contrast_caption(caption: str) -> str | None:
     # A still object's speed is drawn here, but no caption word depends on it.
     scene = _complete(parsed.query, parsed.moving, np.random.default_rng(0))
     words = parsed.query.unknown_words
-    if " ".join((canonical_caption(scene), *words)) != caption:
+    if _worded(scene, words) != caption:
         return None
     contrast = motion_contrast(scene)
-    return None if contrast is None else " ".join((canonical_caption(contrast), *words))
+    return None if contrast is None else _worded(contrast, words)

@@ -98,14 +98,11 @@ def motion_contrast(scene: SceneSpec) -> SceneSpec | None:
     nothing moves.
     """
     if len(scene.objects) == 1:
-        obj = scene.objects[0]
-        if obj.direction == "still":
-            return None
-        return replace(scene, objects=(replace(obj, direction=_OPPOSITE[obj.direction]),))
+        return swapped_scene(scene, "direction_sign")
     a, b = scene.objects
-    if (a.direction, a.speed) != (b.direction, b.speed) and not (a.direction == b.direction == "still"):
+    if a.direction == b.direction == "still":
+        return None
+    if (a.direction, a.speed) != (b.direction, b.speed):
         return replace(scene, objects=(replace(a, direction=b.direction, speed=b.speed),
                                        replace(b, direction=a.direction, speed=a.speed)))  # fmt: skip
-    if a.direction == "still":
-        return None
-    return replace(scene, objects=tuple(replace(o, direction=_OPPOSITE[o.direction]) for o in (a, b)))
+    return swapped_scene(scene, "both_direction_sign")
