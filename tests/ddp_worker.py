@@ -1,8 +1,8 @@
 """One of the processes `torchrun --nproc_per_node N tests/ddp_worker.py RUN_DIR OUT [STOP_AT] [--fsdp]
-[--lora BASE]` starts for tests/test_distributed_training.py: the tiny DiT run of test_dit_training (6
-steps), trained data-parallel (with --fsdp: sharded; with --lora: rank-4 adapters on the model folder
-BASE), stopped after STOP_AT steps when given; rank 0 saves the weights, the EMA and the logged losses
-to OUT."""
+[--lora BASE] [--compile]` starts for tests/test_distributed_training.py: the tiny DiT run of
+test_dit_training (6 steps), trained data-parallel (with --fsdp: sharded; with --lora: rank-4 adapters
+on the model folder BASE; with --compile: the transformer compiled), stopped after STOP_AT steps when
+given; rank 0 saves the weights, the EMA and the logged losses to OUT."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from test_dit_training import _buckets, _config
 
 torch.set_num_threads(1)
 world = distributed.init(torch.device("cpu"))
-args = [a for a in sys.argv[1:] if a != "--fsdp"]
+args = [a for a in sys.argv[1:] if a not in ("--fsdp", "--compile")]
 lora = {}
 if "--lora" in args:
     at = args.index("--lora")
     lora = {"init_from": args[at + 1], "lora_rank": 4}
     del args[at : at + 2]
 stop_at = int(args[2]) if len(args) > 2 else None
-config = _config(steps=6, checkpoint_every=3, fsdp="--fsdp" in sys.argv, **lora)
+config = _config(steps=6, checkpoint_every=3, fsdp="--fsdp" in sys.argv, compile="--compile" in sys.argv, **lora)
 held = []  # the parameter values this process held while training (all, unless sharded)
 shard = distributed.fully_shard
 

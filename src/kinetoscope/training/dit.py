@@ -34,7 +34,15 @@ from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.dit_step import clip_weights, diffusion_loss, draw_batch, tokens_per_clip, validation_loss
 from kinetoscope.training.ema import EMA
 from kinetoscope.training.grounding import Grounder
-from kinetoscope.training.run import LOG_NAME, StopSignals, autocast, resolve_device, trim_log, warmup_cosine
+from kinetoscope.training.run import (
+    LOG_NAME,
+    StopSignals,
+    autocast,
+    compile_transformer,
+    resolve_device,
+    trim_log,
+    warmup_cosine,
+)
 from kinetoscope.vae.model import CausalVideoVAE
 
 
@@ -136,6 +144,8 @@ def train_dit(
     adapt(denoiser, config)  # LoRA: adapters on the loaded model, the rest frozen
     if config.gradient_checkpointing:
         denoiser.transformer.enable_gradient_checkpointing()
+    if config.compile:
+        compile_transformer(denoiser.transformer, device)
     state = checkpoint.load_checkpoint(path) if path is not None else None
     if state is not None:
         _check_resumable(state, config, run_dir)

@@ -103,6 +103,10 @@ class DiTTrainConfig:
     # Recompute each transformer block's activations in the backward pass instead of keeping them:
     # activation memory for about a third more compute per step (transformer.enable_gradient_checkpointing).
     gradient_checkpointing: bool = False
+    # Compile the transformer with torch.compile (TorchInductor: fused kernels; on a CPU it needs a
+    # C++ compiler). The same training to float tolerance; the first step pays the compilation
+    # (~1 minute for the shipped model on this CPU), every later one runs 1.2x faster here.
+    compile: bool = False
     precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of
     # a random initialisation: a fine-tune. Its configs must be ``model`` and ``text``.

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import shutil
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,36 @@ def uses_bf16(device: torch.device, precision: str) -> bool:
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """The autocast context a training step on ``device`` runs under (see ``PRECISIONS``)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))
+
+
+def check_compiler(device: torch.device) -> None:
+    """Raise KinetoscopeError when torch.compile cannot build kernels for ``device``: on a CPU,
+    TorchInductor needs a C++ compiler (``CXX``, else g++, clang++ or c++ on the PATH)."""
+    if device.type != "cpu":
+        return
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++", "c++"]
+    if not any(shutil.which(name) for name in candidates):
+        raise KinetoscopeError(
+            f"--compile: TorchInductor needs a C++ compiler on a CPU and found none of {', '.join(candidates)}; "
+            "install g++ or run without --compile"
+        )
+
+
+def compile_transformer(module: torch.nn.Module, device: torch.device) -> None:
+    """Compile ``module``'s forward in place with torch.compile (TorchInductor), its parameters and
+    state-dict keys unchanged, so checkpoints, EMA and DDP see the same module.
+
+    Inductor writes C++ kernels on a CPU: raises KinetoscopeError when no C++ compiler is on the
+    PATH (or in ``CXX``), before a step fails on it with a long traceback.
+    """
+    check_compiler(device)
+    # The transformer's data-dependent fast paths (skipping an all-True mask, one modulation per
+    # distinct time) break the graph by design, and RoPE's complex product stays an eager kernel
+    # (a real-valued rewrite measured slower eager and no faster compiled); say neither on each run.
+    logging.getLogger("torch._dynamo.variables.tensor").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
+    # Bucket shapes change the token count: after the first recompile dynamo marks it dynamic.
+    module.compile()
 
 
 def warmup_cosine(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:
