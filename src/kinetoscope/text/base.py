@@ -20,6 +20,15 @@ class TextEmbeddings:
     def to(self, device: torch.device | str) -> TextEmbeddings:
         return TextEmbeddings(self.hidden.to(device), self.mask.to(device))
 
+    def padded_to_multiple(self, multiple: int) -> TextEmbeddings:
+        """The same prompts with ``l`` padded up to a multiple of ``multiple`` (zero states, mask
+        False): attention ignores them, and a compiled model sees a few text lengths, not one per batch."""
+        extra = -self.hidden.shape[1] % multiple
+        if not extra:
+            return self
+        hidden = torch.nn.functional.pad(self.hidden, (0, 0, 0, extra))
+        return TextEmbeddings(hidden, torch.nn.functional.pad(self.mask, (0, extra), value=False))
+
 
 class TextEncoder(Protocol):
     """Prompts to token embeddings; ``dim`` is the width of ``hidden``."""

@@ -27,6 +27,9 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.transformer = DiffusionTransformer(model)
         self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
+        # Text lengths are padded up to a multiple of this (training.run.compile_transformer sets 8:
+        # one compiled graph per bucket instead of one per caption length).
+        self.text_multiple = 1
 
     def forward(
         self, x: torch.Tensor, t: torch.Tensor, captions: list[str], self_condition: torch.Tensor | None = None
@@ -34,7 +37,7 @@ class Denoiser(torch.nn.Module):
         """Velocity of ``x`` ``"b c t h w"`` at times ``t`` (``"b"``, or ``"b 1 t 1 1"`` per frame) for
         ``captions`` (and a clean estimate ``self_condition``, for a model that reads one): one call
         through the text encoder and the transformer, which is what DistributedDataParallel wraps."""
-        text = self.text_encoder.encode(captions, x.device)
+        text = self.text_encoder.encode(captions, x.device).padded_to_multiple(self.text_multiple)
         return self.transformer(x, t, text.hidden, text.mask, self_condition=self_condition)
 
 

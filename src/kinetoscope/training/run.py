@@ -81,8 +81,10 @@ def compile_transformer(module: torch.nn.Module, device: torch.device) -> None:
     # (a real-valued rewrite measured slower eager and no faster compiled); say neither on each run.
     logging.getLogger("torch._dynamo.variables.tensor").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
-    # Bucket shapes change the token count: after the first recompile dynamo marks it dynamic.
-    module.compile()
+    # One graph per input shape (the trainer pads caption lengths so that a run has one per bucket),
+    # not dynamic shapes: TorchInductor failed on the dynamic graph here when the second bucket
+    # came (an invalid value range in torch 2.13).
+    module.compile(dynamic=False)
 
 
 def warmup_cosine(step: int, *, lr: float, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> float:

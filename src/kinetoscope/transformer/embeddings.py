@@ -48,6 +48,10 @@ class TimestepConditioning(nn.Module):
         added to the time embedding before the modulation is computed from it."""
         if t.ndim == 1:
             values, index = t, None
+        elif torch.compiler.is_compiling():
+            # unique() has a data-dependent size, which would break torch.compile's graph and
+            # recompile it for every count: compiled, every token gets its own row.
+            values, index = t.reshape(-1), torch.arange(t.numel(), device=t.device).reshape(t.shape)
         else:
             # Per-token times take only a few distinct values (given frames at 0, the rest at
             # the sample's t), so embed each distinct value once and gather: this keeps the
@@ -71,6 +75,8 @@ class TimestepConditioning(nn.Module):
         # temb take a few distinct values: run the 6 d^2 Linear once per distinct row. unique()
         # is not differentiable, so it only finds each row's first occurrence to gather from.
         rows = temb.reshape(-1, temb.shape[-1])                                                # (b n) d
+        if torch.compiler.is_compiling():  # as in forward: no unique() inside a compiled graph
+            return temb, self.modulation(F.silu(rows)).reshape(*temb.shape[:2], 6, -1)
         _, index = torch.unique(rows.detach(), dim=0, return_inverse=True)
         order = torch.arange(len(rows), device=rows.device)
         first = torch.full((int(index.max()) + 1,), len(rows), device=rows.device).scatter_reduce(
