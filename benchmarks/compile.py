@@ -18,42 +18,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import torch
+from _dit_step import dit_training_step
 from _timing import time_interleaved, timing_arguments
 
-from kinetoscope.shapes.vocabulary import caption_language
-from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
-from kinetoscope.training.denoiser import Denoiser
-from kinetoscope.training.dit_config import DiTTrainConfig
-from kinetoscope.training.run import autocast, compile_transformer
-
-CPU = torch.device("cpu")
-CAPTIONS = [
+CAPTIONS = (
     "A large red circle moves slowly to the right on a black background.",
     "A small blue triangle stays still and a large yellow square moves quickly down and to the left on a gray background.",
-]
+)
 
 
-def dit_step(compiled: bool, precision: str = "fp32") -> Callable[[], None]:
-    vocab = WordTokenizer.from_words(caption_language()).vocab
-    config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab))
-    torch.manual_seed(0)
-    denoiser = Denoiser(config.model, config.text)
-    if compiled:
-        compile_transformer(denoiser.transformer, CPU)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-5)
-    x = torch.randn(32, 8, 5, 8, 8)
-    t = torch.rand(32)[:, None, None, None, None].expand(-1, 1, 5, 1, 1).contiguous()                 # b 1 t 1 1
-    captions = CAPTIONS * 16
-
-    def step() -> None:
-        with autocast(CPU, precision):
-            loss = (denoiser(x, t, captions).float() - x).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return step
+def dit_step(compiled: bool, precision: str) -> Callable[[], None]:
+    return dit_training_step(precision, compiled=compiled, per_frame_times=True, captions=CAPTIONS)
 
 
 def main() -> None:

@@ -19,13 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from _dit_step import dit_training_step
 from _timing import time_interleaved, timing_arguments
 
 from kinetoscope.pipelines.text_to_video import KinetoscopePipeline, default_model_dir
-from kinetoscope.shapes.vocabulary import caption_language
-from kinetoscope.text import WordTextEncoderConfig, WordTokenizer
-from kinetoscope.training.denoiser import Denoiser
-from kinetoscope.training.dit_config import DiTTrainConfig
 from kinetoscope.training.run import autocast
 from kinetoscope.vae.model import CausalVideoVAE
 
@@ -38,22 +35,7 @@ def matmul(dtype: torch.dtype) -> Callable[[], None]:
 
 
 def dit_step(precision: str) -> Callable[[], None]:
-    vocab = WordTokenizer.from_words(caption_language()).vocab
-    config = DiTTrainConfig(text=WordTextEncoderConfig(vocab=vocab))
-    torch.manual_seed(0)
-    denoiser = Denoiser(config.model, config.text)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-5)
-    x, t = torch.randn(32, 8, 5, 8, 8), torch.rand(32)
-    captions = ["A large red circle moves slowly to the right on a black background."] * 32
-
-    def step() -> None:
-        with autocast(CPU, precision):
-            loss = (denoiser(x, t, captions).float() - x).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return dit_training_step(precision)
 
 
 def vae_step(precision: str) -> Callable[[], None]:
