@@ -398,6 +398,23 @@ def test_a_compiled_transformer_trains_the_same_model(tmp_path):
         torch.testing.assert_close(compiled.denoiser.state_dict()[key], value, rtol=1e-3, atol=1e-5, msg=key)
 
 
+def test_padding_the_captions_changes_no_velocity():
+    from kinetoscope.training.denoiser import Denoiser
+
+    torch.manual_seed(0)
+    config = _config()
+    denoiser = Denoiser(config.model, config.text).eval()
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.tensor([0.3, 0.8])
+    captions = ["a red ball", "a blue box moves left on a gray background"]
+    with torch.no_grad():
+        plain = denoiser(x, t, captions)
+        denoiser.text_multiple = 8
+        padded = denoiser(x, t, captions)
+    text = denoiser.text_encoder.encode(captions)
+    assert text.hidden.shape[1] % 8 and text.padded_to_multiple(8).hidden.shape[1] % 8 == 0  # it did pad
+    torch.testing.assert_close(padded, plain, rtol=1e-5, atol=1e-6)
+
+
 def test_compile_names_a_missing_cxx_compiler(tmp_path, monkeypatch):
     from kinetoscope.errors import KinetoscopeError
 

@@ -133,7 +133,8 @@ def add_parser(models: argparse._SubParsersAction) -> None:
                      "step for about a third more time (for batches or models that do not fit)")  # fmt: skip
     dit.add_argument("--compile", action="store_true",
                      help="compile the transformer with torch.compile (TorchInductor; a C++ compiler on a CPU): "
-                     "the first step pays ~1 minute of compilation, later ones run ~1.2x faster on a CPU")  # fmt: skip
+                     "each bucket's first step pays ~1 minute of compilation, later ones run ~1.17x faster on this "
+                     "CPU, ~1.5x with --precision bf16 (benchmarks/compile.py)")  # fmt: skip
     dit.add_argument("--fsdp", action="store_true",
                      help="under torchrun, shard weights, gradients, optimizer state and EMA over the processes "
                      "(FSDP) instead of a whole copy in each (DDP); the same training, for models too large to copy")  # fmt: skip

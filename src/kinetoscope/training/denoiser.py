@@ -27,8 +27,8 @@ class Denoiser(torch.nn.Module):
         super().__init__()
         self.transformer = DiffusionTransformer(model)
         self.text_encoder = WordTextEncoder(text) if isinstance(text, WordTextEncoderConfig) else text
-        # Text lengths are padded up to a multiple of this (training.run.compile_transformer sets 8:
-        # one compiled graph per bucket instead of one per caption length).
+        # Text lengths are padded up to a multiple of this (train_dit sets 8 with compile: one
+        # compiled graph per bucket instead of one per caption length).
         self.text_multiple = 1
 
     def forward(

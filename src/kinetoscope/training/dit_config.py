@@ -104,8 +104,9 @@ class DiTTrainConfig:
     # activation memory for about a third more compute per step (transformer.enable_gradient_checkpointing).
     gradient_checkpointing: bool = False
     # Compile the transformer with torch.compile (TorchInductor: fused kernels; on a CPU it needs a
-    # C++ compiler). The same training to float tolerance; the first step pays the compilation
-    # (~1 minute for the shipped model on this CPU), every later one runs 1.2x faster here.
+    # C++ compiler). The same training to float tolerance; each bucket's first step pays the
+    # compilation (~1 minute for the shipped model on this CPU the first time), every later one
+    # runs 1.17x faster here, 1.54x under bf16 autocast (benchmarks/compile.py).
     compile: bool = False
     precision: str = "auto"  # training.run.PRECISIONS: bf16 autocast on CUDA only, unless "bf16" or "fp32"
     # A model folder (``transformer/``, ``text_encoder/``) whose weights start the run instead of

@@ -76,9 +76,9 @@ def compile_transformer(module: torch.nn.Module, device: torch.device) -> None:
     PATH (or in ``CXX``), before a step fails on it with a long traceback.
     """
     check_compiler(device)
-    # The transformer's data-dependent fast paths (skipping an all-True mask, one modulation per
-    # distinct time) break the graph by design, and RoPE's complex product stays an eager kernel
-    # (a real-valued rewrite measured slower eager and no faster compiled); say neither on each run.
+    # The transformer's check for an all-True attention mask (skipped for SDPA's faster unmasked
+    # path) breaks the graph by design, and RoPE's complex product stays an eager kernel (a
+    # real-valued rewrite measured slower eager and no faster compiled); say neither on each run.
     logging.getLogger("torch._dynamo.variables.tensor").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Torchinductor does not support code generation for complex")
     # One graph per input shape (the trainer pads caption lengths so that a run has one per bucket),
