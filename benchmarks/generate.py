@@ -9,8 +9,9 @@ generate`` commands.
 the empty prompt as one batch of two, three with the motion contrast; a step outside the guidance
 interval runs one). Calls are interleaved round by round after a warm-up and medians reported, so
 drift on a shared machine hits both settings alike; "ratio" is the settings before over the
-defaults: above 1 means the defaults are faster. The command rows time a fresh process each (start-up, model load, sampling, decoding,
-writing the mp4): what the issue's 5-second target measures.
+defaults: above 1 means the defaults are faster. The command rows time a fresh process each
+(start-up, model load, sampling, decoding, writing the mp4): what the issue's 5-second target
+measures.
 """
 
 from __future__ import annotations
